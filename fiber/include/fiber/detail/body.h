@@ -1,0 +1,39 @@
+// FiberBody is what a fiber runs: the user's callable, type-erased. It lives at
+// the top of the fiber's own stack when spawned locally (no allocation), or on
+// the heap while it travels to another core.
+#pragma once
+
+#include <functional>
+#include <new>
+#include <utility>
+
+namespace fiber::detail {
+
+class FiberBody {
+ public:
+  virtual ~FiberBody() = default;
+  // run() calls the callable once. Exceptions leave it; the fiber decides.
+  virtual void run() = 0;
+  // move_to() move-constructs this body at `mem` (size() bytes, align() aligned).
+  virtual FiberBody* move_to(void* mem) = 0;
+  // move_to_heap() move-constructs this body with new; the result is deleted.
+  virtual FiberBody* move_to_heap() = 0;
+  virtual size_t size() const = 0;
+  virtual size_t align() const = 0;
+};
+
+template <class F>
+class FnBody final : public FiberBody {
+ public:
+  explicit FnBody(F&& f) : f_(std::move(f)) {}
+  void run() override { std::invoke(std::move(f_)); }
+  FiberBody* move_to(void* mem) override { return ::new (mem) FnBody(std::move(f_)); }
+  FiberBody* move_to_heap() override { return new FnBody(std::move(f_)); }
+  size_t size() const override { return sizeof(FnBody); }
+  size_t align() const override { return alignof(FnBody); }
+
+ private:
+  F f_;
+};
+
+}  // namespace fiber::detail

@@ -1,0 +1,119 @@
+#include "fiber/stack.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+#include "fiber/detail/sanitizer.h"
+#include "fiber/stack_size.h"
+
+#if FIBER_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+namespace fiber::detail {
+namespace {
+
+std::string read_max_map_count() {
+  std::string value = "unknown";
+  if (FILE* f = std::fopen("/proc/sys/vm/max_map_count", "r")) {
+    char buf[32] = {};
+    if (std::fgets(buf, sizeof buf, f) != nullptr) {
+      value = buf;
+      while (!value.empty() && (value.back() == '\n' || value.back() == ' ')) value.pop_back();
+    }
+    std::fclose(f);
+  }
+  return value;
+}
+
+[[noreturn]] void throw_map_error(int err, const char* what, size_t usable) {
+  std::string msg = std::string("fiber: cannot ") + what + " for a " + std::to_string(usable) +
+                    "-byte fiber stack";
+  if (err == ENOMEM) {
+    msg += ": the process is out of memory maps (vm.max_map_count = " + read_max_map_count() +
+           "; each live fiber uses 2). Raise it, e.g. `sysctl -w vm.max_map_count=1048576`, or "
+           "run fewer live fibers";
+  }
+  throw std::system_error(err, std::generic_category(), msg);
+}
+
+// Cheap sampling: every Nth returned stack is trimmed even if no deep switch was
+// seen, to catch stacks that went deep and came back without parking down there.
+constexpr uint32_t kTrimEvery = 64;
+
+}  // namespace
+
+size_t page_size() {
+  static const size_t size = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  return size;
+}
+
+size_t check_stack_size(size_t size) {
+  if (size < kMinStackSize || size > kMaxStackSize) {
+    throw std::invalid_argument("fiber: stack size " + std::to_string(size) +
+                                " is outside [" + std::to_string(kMinStackSize) + ", " +
+                                std::to_string(kMaxStackSize) + "] bytes");
+  }
+  const size_t pg = page_size();
+  return (size + pg - 1) / pg * pg;
+}
+
+StackPool::~StackPool() {
+  for (const Stack& s : free_) munmap(s.base, s.mapped);
+}
+
+Stack StackPool::acquire(size_t usable) {
+  for (size_t i = free_.size(); i-- > 0;) {
+    if (free_[i].usable() == usable) {
+      Stack s = free_[i];
+      free_[i] = free_.back();
+      free_.pop_back();
+      ++live_;
+#if FIBER_ASAN
+      // Frames abandoned by a fiber's final switch leave poisoned redzones behind.
+      ASAN_UNPOISON_MEMORY_REGION(s.bottom(), s.usable());
+#endif
+      return s;
+    }
+  }
+  const size_t pg = page_size();
+  const size_t len = usable + pg;
+  void* base = mmap(nullptr, len, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+  if (base == MAP_FAILED) throw_map_error(errno, "map memory", usable);
+  // At vm.max_map_count this fails first, before mmap does: never run unguarded.
+  if (mprotect(base, pg, PROT_NONE) != 0) {
+    int err = errno;
+    munmap(base, len);
+    throw_map_error(err, "add a guard page", usable);
+  }
+  ++live_;
+  return Stack{static_cast<char*>(base), len};
+}
+
+void StackPool::trim(const Stack& s) {
+  const size_t pg = page_size();
+  char* keep_from = s.top() - kKeepBytes;
+  if (keep_from <= s.bottom()) return;
+  size_t len = static_cast<size_t>(keep_from - s.bottom()) / pg * pg;
+  if (len > 0) madvise(s.bottom(), len, MADV_DONTNEED);
+}
+
+void StackPool::release(Stack s, uintptr_t low_water) {
+  --live_;
+  if (free_.size() >= kMaxCached) {
+    munmap(s.base, s.mapped);
+    return;
+  }
+  bool deep = low_water < reinterpret_cast<uintptr_t>(s.top() - kKeepBytes);
+  if (deep || ++releases_ % kTrimEvery == 0) trim(s);
+  free_.push_back(s);
+}
+
+}  // namespace fiber::detail

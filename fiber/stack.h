@@ -1,0 +1,68 @@
+// Guarded fiber stacks and the per-thread pool that recycles them.
+//
+// Layout of one mapping (addresses grow upwards):
+//   [base, base+page)     PROT_NONE guard page: an overflow faults here
+//   [base+page, top)      usable stack, committed lazily by the kernel
+// Each stack costs two memory maps (the guard and the rest), which is why the
+// number of live fibers is bounded by vm.max_map_count / 2.
+//
+// Threading: a StackPool belongs to one thread and is never shared.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace fiber::detail {
+
+size_t page_size();
+
+struct Stack {
+  char* base = nullptr;  // start of the mapping (the guard page)
+  size_t mapped = 0;     // bytes mapped, guard included
+
+  char* bottom() const { return base + page_size(); }
+  char* top() const { return base + mapped; }
+  size_t usable() const { return mapped - page_size(); }
+};
+
+// check_stack_size() returns `size` rounded up to whole pages, or throws
+// std::invalid_argument when it is outside [kMinStackSize, kMaxStackSize].
+size_t check_stack_size(size_t size);
+
+class StackPool {
+ public:
+  // kKeepBytes is how much touched stack (from the top) a pooled stack may keep
+  // committed; pages below it go back to the kernel when the stack is returned.
+  static constexpr size_t kKeepBytes = 16 * 1024;
+  // kMaxCached is how many free stacks the pool keeps; beyond it they are unmapped.
+  static constexpr size_t kMaxCached = 4096;
+
+  StackPool() = default;
+  StackPool(const StackPool&) = delete;
+  StackPool& operator=(const StackPool&) = delete;
+  ~StackPool();
+
+  // acquire() returns a stack with `usable` bytes (a multiple of the page size).
+  // Throws std::system_error when the kernel refuses the mapping or its guard
+  // page; the message names vm.max_map_count, the usual cause.
+  Stack acquire(size_t usable);
+
+  // release() takes a stack back. `low_water` is the lowest address the stack
+  // pointer was seen at; pages touched below the keep threshold are given back.
+  void release(Stack s, uintptr_t low_water);
+
+  // live() is the number of stacks handed out and not yet released.
+  size_t live() const { return live_; }
+  // cached() is the number of free stacks kept for reuse.
+  size_t cached() const { return free_.size(); }
+
+ private:
+  void trim(const Stack& s);
+
+  std::vector<Stack> free_;  // all of one size per entry; searched from the back
+  size_t live_ = 0;
+  uint32_t releases_ = 0;
+};
+
+}  // namespace fiber::detail

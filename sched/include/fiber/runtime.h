@@ -1,0 +1,167 @@
+// The runtime: one scheduler per CPU, each on its own pinned thread, running
+// fibers. fiber::run() starts it; the Go-like calls below use it.
+//
+// Threading: each scheduler runs only its own fibers (no work stealing), so a
+// fiber stays on one thread for life and thread_local data is safe in fibers.
+// go() spawns on the caller's scheduler; go_on() picks one.
+//
+// Example:
+//   int main() {
+//     return fiber::run([] {
+//       fiber::WaitGroup wg;
+//       for (int i = 0; i < 1000; ++i) {
+//         wg.add(1);
+//         fiber::go([&wg] { fiber::sleep_for(std::chrono::milliseconds(10)); wg.done(); });
+//       }
+//       wg.wait();
+//       return 0;
+//     });
+//   }
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "absl/functional/function_ref.h"
+#include "fiber/detail/body.h"
+#include "fiber/stack_size.h"
+
+namespace fiber {
+
+// DriverKind is how a parked scheduler learns that there is work: I/O
+// completions (io_uring) or readiness (epoll).
+enum class DriverKind {
+  kAuto,     // io_uring when the kernel allows it, else epoll; FIBER_DRIVER may force one
+  kIoUring,  // io_uring or fail
+  kEpoll,    // epoll
+};
+
+const char* to_string(DriverKind kind);
+
+// DriverInfo says which driver runs and why the other one was not chosen.
+struct DriverInfo {
+  DriverKind kind = DriverKind::kAuto;
+  std::string reason;  // e.g. "io_uring unavailable: kernel.io_uring_disabled = 2 (...)"
+};
+
+// Pinning says whether scheduler threads are bound to CPUs.
+enum class Pinning {
+  kPinned,    // scheduler i runs on the i-th CPU the process may use (round robin)
+  kUnpinned,  // the kernel moves scheduler threads as it likes
+};
+
+// kDefaultBlockingThreads is the default bound of the spawn_blocking() pool.
+inline constexpr unsigned kDefaultBlockingThreads = 64;
+
+struct Options {
+  // schedulers is the number of schedulers (threads); default: one per CPU the
+  // process may use (sched_getaffinity). 0 or more than 1024 is an error.
+  std::optional<unsigned> schedulers;
+  // driver picks the driver; kAuto defers to $FIBER_DRIVER (io_uring|epoll),
+  // then to probing the kernel.
+  DriverKind driver = DriverKind::kAuto;
+  Pinning pinning = Pinning::kPinned;
+  // blocking_threads bounds the threads of spawn_blocking(); 0 is an error.
+  unsigned blocking_threads = kDefaultBlockingThreads;
+  // stack_size is the stack of the main fiber.
+  size_t stack_size = kDefaultStackSize;
+};
+
+namespace detail {
+void run_main(absl::FunctionRef<void()> main, const Options& options);
+void spawn_fiber(int scheduler, const SpawnOptions& options, FiberBody& body);
+void sleep_until_ns(int64_t deadline_ns);
+int64_t now_ns();
+}  // namespace detail
+
+// run() starts the runtime, runs `main` in a fiber on scheduler 0 and returns its
+// result once it returns. Then the runtime stops: fibers still parked are
+// abandoned without unwinding (as goroutines are when Go's main returns), and
+// run() waits for blocking calls already running. An exception escaping `main`
+// is rethrown by run().
+// Throws std::invalid_argument for bad options, std::logic_error when called
+// from inside a fiber, std::system_error when the driver cannot start (the
+// message says why).
+template <class F>
+std::invoke_result_t<F&> run(F&& main, const Options& options = {}) {
+  using R = std::invoke_result_t<F&>;
+  if constexpr (std::is_void_v<R>) {
+    detail::run_main(main, options);
+  } else {
+    std::optional<R> result;
+    detail::run_main([&] { result.emplace(main()); }, options);
+    return std::move(*result);
+  }
+}
+
+// go() starts f() in a new fiber on the caller's scheduler. An exception escaping
+// f ends the process with its what() and the fiber's id. Throws
+// std::logic_error outside a runtime's scheduler thread, std::invalid_argument
+// for a bad stack size, std::system_error when no stack can be mapped.
+template <class F>
+void go(F&& f) {
+  detail::FnBody<std::decay_t<F>> body(std::forward<F>(f));
+  detail::spawn_fiber(-1, SpawnOptions{}, body);
+}
+template <class F>
+void go(const SpawnOptions& options, F&& f) {
+  detail::FnBody<std::decay_t<F>> body(std::forward<F>(f));
+  detail::spawn_fiber(-1, options, body);
+}
+
+// go_on() starts f() in a new fiber on scheduler `index` (0 ≤ index <
+// scheduler_count()); callable from any thread of the runtime, including
+// spawn_blocking() threads. Throws std::out_of_range for a bad index; otherwise
+// as go(), except that a failure to map a stack on another core is reported on
+// stderr there (the caller has moved on).
+template <class F>
+void go_on(unsigned index, F&& f) {
+  detail::FnBody<std::decay_t<F>> body(std::forward<F>(f));
+  detail::spawn_fiber(static_cast<int>(index), SpawnOptions{}, body);
+}
+template <class F>
+void go_on(unsigned index, const SpawnOptions& options, F&& f) {
+  detail::FnBody<std::decay_t<F>> body(std::forward<F>(f));
+  detail::spawn_fiber(static_cast<int>(index), options, body);
+}
+
+// yield() lets the other runnable fibers of this scheduler run. Fiber-only.
+void yield();
+
+// sleep_until() parks the caller until `deadline`; a past deadline returns at
+// once. Fiber-only: parks the caller.
+template <class Clock, class Duration>
+void sleep_until(const std::chrono::time_point<Clock, Duration>& deadline) {
+  auto left = deadline - Clock::now();
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+  detail::sleep_until_ns(ns <= 0 ? 0 : detail::now_ns() + ns);
+}
+
+// sleep_for() parks the caller for at least `d`. Fiber-only: parks the caller.
+template <class Rep, class Period>
+void sleep_for(const std::chrono::duration<Rep, Period>& d) {
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+  detail::sleep_until_ns(ns <= 0 ? 0 : detail::now_ns() + ns);
+}
+
+// current_id() is the calling fiber's id (unique within a run, never 0), or 0
+// when the caller is not a fiber.
+uint64_t current_id();
+
+// scheduler_index() is the index of the caller's scheduler. Throws
+// std::logic_error outside a scheduler thread.
+unsigned scheduler_index();
+
+// scheduler_count() is the number of schedulers of the running runtime. Throws
+// std::logic_error outside a runtime's threads.
+unsigned scheduler_count();
+
+// driver_info() says which driver the running runtime uses and why. Throws
+// std::logic_error outside a runtime's threads.
+const DriverInfo& driver_info();
+
+}  // namespace fiber

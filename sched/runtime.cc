@@ -1,0 +1,224 @@
+#include <sched.h>
+
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+#include "fiber/control_block.h"
+#include "fiber/detail/park.h"
+#include "fiber/runtime.h"
+#include "sched/runtime_impl.h"
+#include "sched/scheduler.h"
+
+namespace fiber {
+namespace detail {
+namespace {
+
+constexpr unsigned kMaxSchedulers = 1024;
+
+std::vector<int> allowed_cpus() {
+  std::vector<int> cpus;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+      if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
+    }
+  }
+  return cpus;
+}
+
+Runtime& current_runtime(const char* api) {
+  if (t_runtime == nullptr) {
+    throw std::logic_error(std::string(api) +
+                           ": no runtime on this thread (call it inside fiber::run)");
+  }
+  return *t_runtime;
+}
+
+Scheduler& current_scheduler(const char* api) {
+  if (t_scheduler == nullptr) {
+    throw std::logic_error(std::string(api) + ": not on a scheduler thread of fiber::run");
+  }
+  return *t_scheduler;
+}
+
+}  // namespace
+
+// --- start-up and shutdown -------------------------------------------------
+
+bool Scheduler::Startup::arrive_and_wait(std::exception_ptr err) {
+  std::unique_lock<std::mutex> lk(mu);
+  if (err && !error) error = err;
+  ++arrived;
+  cv.notify_all();
+  cv.wait(lk, [&] { return decided; });
+  return !error;
+}
+
+std::exception_ptr Scheduler::Startup::decide() {
+  std::unique_lock<std::mutex> lk(mu);
+  cv.wait(lk, [&] { return arrived == expected; });
+  decided = true;
+  cv.notify_all();
+  return error;
+}
+
+Runtime::Runtime(const Options& options, unsigned schedulers, DriverInfo driver)
+    : options_(options), driver_(std::move(driver)), pool_(this, options.blocking_threads) {
+  for (unsigned i = 0; i < schedulers; ++i) {
+    schedulers_.push_back(std::make_unique<Scheduler>(this, i));
+  }
+}
+
+Runtime::~Runtime() { shutdown(); }
+
+void Runtime::start(const std::vector<int>& cpus) {
+  Scheduler::Startup startup(size());
+  for (unsigned i = 0; i < size(); ++i) {
+    int cpu = -1;
+    if (options_.pinning == Pinning::kPinned && !cpus.empty()) cpu = cpus[i % cpus.size()];
+    threads_.emplace_back([this, i, cpu, &startup] {
+      schedulers_[i]->thread_main(cpu, driver_.kind, &startup);
+    });
+  }
+  if (std::exception_ptr error = startup.decide()) {
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    std::rethrow_exception(error);
+  }
+}
+
+void Runtime::shutdown() {
+  pool_.shutdown();
+  for (auto& s : schedulers_) s->stop();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+void run_main(absl::FunctionRef<void()> main, const Options& options) {
+  if (t_runtime != nullptr) {
+    throw std::logic_error("fiber::run: called from inside a running runtime (runs do not nest)");
+  }
+  std::vector<int> cpus = allowed_cpus();
+  unsigned n = options.schedulers.value_or(cpus.empty() ? 1u : static_cast<unsigned>(cpus.size()));
+  if (n == 0 || n > kMaxSchedulers) {
+    throw std::invalid_argument("fiber::run: Options::schedulers is " + std::to_string(n) +
+                                "; it must be in [1, " + std::to_string(kMaxSchedulers) + "]");
+  }
+  if (options.blocking_threads == 0 || options.blocking_threads > 100000) {
+    throw std::invalid_argument("fiber::run: Options::blocking_threads is " +
+                                std::to_string(options.blocking_threads) +
+                                "; it must be in [1, 100000]");
+  }
+  size_t main_stack = check_stack_size(options.stack_size);
+  DriverInfo driver = choose_driver(options.driver);
+  install_overflow_handler();
+
+  Runtime runtime(options, n, std::move(driver));
+  runtime.start(cpus);
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  std::exception_ptr error;
+  auto wrapper = [&] {
+    try {
+      main();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    std::lock_guard<std::mutex> g(mu);
+    done = true;
+    cv.notify_one();  // under the lock: run() destroys cv as soon as it sees done
+  };
+  runtime.scheduler(0).post_spawn(new FnBody<decltype(wrapper)>(std::move(wrapper)), main_stack);
+  {
+    std::unique_lock<std::mutex> lk(mu);
+    cv.wait(lk, [&] { return done; });
+  }
+  runtime.shutdown();
+  if (error) std::rethrow_exception(error);
+}
+
+void spawn_fiber(int index, const SpawnOptions& options, FiberBody& body) {
+  const char* api = index < 0 ? "fiber::go" : "fiber::go_on";
+  Runtime& rt = current_runtime(api);
+  size_t stack_size = check_stack_size(options.stack_size);
+  Scheduler* here = t_scheduler;
+  Scheduler* dest;
+  if (index < 0) {
+    dest = &current_scheduler(api);
+  } else {
+    if (static_cast<unsigned>(index) >= rt.size()) {
+      throw std::out_of_range(std::string(api) + ": scheduler index " + std::to_string(index) +
+                              " is out of range [0, " + std::to_string(rt.size()) + ")");
+    }
+    dest = &rt.scheduler(static_cast<unsigned>(index));
+  }
+  if (dest == here) {
+    here->spawn_local(body, stack_size);
+  } else {
+    dest->post_spawn(body.move_to_heap(), stack_size);
+  }
+}
+
+void sleep_until_ns(int64_t deadline_ns) {
+  Fiber* self = current_fiber("fiber::sleep_for");
+  if (deadline_ns <= 0) return;
+  struct SleepTimer : Timer {
+    Fiber* fiber;
+  } timer;
+  timer.deadline_ns = deadline_ns;
+  timer.fiber = self;
+  timer.fire = [](Timer* t) { t_scheduler->ready(static_cast<SleepTimer*>(t)->fiber); };
+  t_scheduler->add_timer(&timer);
+  t_scheduler->park();
+}
+
+Fiber* current_fiber(const char* api) {
+  Fiber* f = t_current_fiber;
+  if (f == nullptr) throw std::logic_error(std::string(api) + ": called outside a fiber");
+  return f;
+}
+
+void park() {
+  current_fiber("fiber: park");
+  t_scheduler->park();
+}
+
+void ready(Fiber* f) { static_cast<Scheduler*>(f->owner)->ready(f); }
+
+}  // namespace detail
+
+const char* to_string(DriverKind kind) {
+  switch (kind) {
+    case DriverKind::kAuto:
+      return "auto";
+    case DriverKind::kIoUring:
+      return "io_uring";
+    case DriverKind::kEpoll:
+      return "epoll";
+  }
+  return "unknown";
+}
+
+void yield() {
+  detail::current_fiber("fiber::yield");
+  detail::t_scheduler->yield();
+}
+
+uint64_t current_id() {
+  detail::Fiber* f = detail::t_current_fiber;
+  return f == nullptr ? 0 : f->id;
+}
+
+unsigned scheduler_index() { return detail::current_scheduler("fiber::scheduler_index").index(); }
+
+unsigned scheduler_count() { return detail::current_runtime("fiber::scheduler_count").size(); }
+
+const DriverInfo& driver_info() { return detail::current_runtime("fiber::driver_info").driver(); }
+
+}  // namespace fiber

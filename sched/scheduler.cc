@@ -1,0 +1,235 @@
+#include "sched/scheduler.h"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <chrono>
+#include <cstdio>
+#include <exception>
+
+#include "sched/runtime_impl.h"
+
+namespace fiber::detail {
+
+thread_local Scheduler* t_scheduler = nullptr;
+thread_local Runtime* t_runtime = nullptr;
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+Scheduler::Scheduler(Runtime* runtime, unsigned index) : runtime_(runtime), index_(index) {}
+
+Scheduler::~Scheduler() {
+  // Runs after every runtime thread has been joined: nobody can reach us.
+  free_abandoned();
+  poller_.reset();
+}
+
+void Scheduler::thread_main(int cpu, DriverKind kind, Startup* startup) {
+  t_scheduler = this;
+  t_runtime = runtime_;
+  char name[16];
+  std::snprintf(name, sizeof name, "fiber-sched-%u", index_);
+  pthread_setname_np(pthread_self(), name);
+  if (cpu >= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    // Best effort: a container may forbid it; the runtime still works unpinned.
+    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+  }
+  SignalStack signal_stack;
+  init_thread_context(&main_ctx_);
+  std::exception_ptr error;
+  try {
+    poller_ = make_poller(kind);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (startup->arrive_and_wait(error)) loop();
+  t_scheduler = nullptr;
+  t_runtime = nullptr;
+}
+
+void Scheduler::loop() {
+  while (!stop_.load(std::memory_order_acquire)) {
+    drain_inbox();
+    fire_timers();
+    if (!runq_.empty()) {
+      budget_ = kBudget;
+      Fiber* f = runq_.pop();
+      --budget_;
+      f->state = FiberState::kRunning;
+      current_ = f;
+      t_current_fiber = f;
+      switch_context(&main_ctx_, f);
+      continue;
+    }
+    sleeping_.store(true, std::memory_order_seq_cst);
+    bool pending;
+    {
+      std::lock_guard<std::mutex> g(inbox_mu_);
+      pending = !inbox_.empty();
+    }
+    if (pending || stop_.load(std::memory_order_acquire)) {
+      sleeping_.store(false, std::memory_order_relaxed);
+      continue;
+    }
+    int64_t timeout = -1;
+    if (!timers_.empty()) {
+      timeout = timers_.top()->deadline_ns - now_ns();
+      if (timeout < 0) timeout = 0;
+    }
+    poller_->poll(timeout);
+    sleeping_.store(false, std::memory_order_relaxed);
+  }
+}
+
+void Scheduler::post(const InboxItem& item) {
+  {
+    std::lock_guard<std::mutex> g(inbox_mu_);
+    inbox_.push_back(item);
+  }
+  if (sleeping_.load(std::memory_order_seq_cst) &&
+      sleeping_.exchange(false, std::memory_order_seq_cst)) {
+    poller_->wake();
+  }
+}
+
+bool Scheduler::drain_inbox() {
+  {
+    std::lock_guard<std::mutex> g(inbox_mu_);
+    if (inbox_.empty()) return false;
+    drained_.swap(inbox_);
+  }
+  for (const InboxItem& item : drained_) {
+    if (item.fiber != nullptr) {
+      item.fiber->state = FiberState::kReady;
+      runq_.push(item.fiber);
+      continue;
+    }
+    try {
+      Fiber* f = create_fiber(stacks_, item.stack_size, item.body, /*body_on_heap=*/true);
+      adopt(f);
+      runq_.push(f);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "fiber: could not start a fiber on scheduler %u: %s\n", index_,
+                   e.what());
+      delete item.body;
+    }
+  }
+  drained_.clear();
+  return true;
+}
+
+void Scheduler::fire_timers() {
+  if (timers_.empty()) return;
+  const int64_t now = now_ns();
+  while (!timers_.empty() && timers_.top()->deadline_ns <= now) {
+    Timer* t = timers_.top();
+    timers_.remove(t);
+    t->fire(t);
+  }
+}
+
+void Scheduler::ready(Fiber* f) {
+  if (t_scheduler == this) {
+    f->state = FiberState::kReady;
+    runq_.push(f);
+    return;
+  }
+  post(InboxItem{f, nullptr, 0});
+}
+
+void Scheduler::post_spawn(FiberBody* body, size_t stack_size) {
+  post(InboxItem{nullptr, body, stack_size});
+}
+
+void Scheduler::stop() {
+  stop_.store(true, std::memory_order_release);
+  if (poller_ != nullptr) poller_->wake();
+}
+
+void Scheduler::adopt(Fiber* f) {
+  f->owner = this;
+  f->id = ++next_id_ * runtime_->size() + index_ + 1 - runtime_->size();
+  f->live_prev = nullptr;
+  f->live_next = live_head_;
+  if (live_head_ != nullptr) live_head_->live_prev = f;
+  live_head_ = f;
+  ++live_count_;
+}
+
+void Scheduler::spawn_local(FiberBody& body, size_t stack_size) {
+  Fiber* f = create_fiber(stacks_, stack_size, &body, /*body_on_heap=*/false);
+  adopt(f);
+  f->state = FiberState::kReady;
+  runq_.push(f);
+}
+
+Context* Scheduler::next_context() {
+  if (budget_ > 0) {
+    if (Fiber* next = runq_.pop()) {
+      --budget_;
+      next->state = FiberState::kRunning;
+      current_ = next;
+      t_current_fiber = next;
+      return next;
+    }
+  }
+  current_ = nullptr;
+  t_current_fiber = nullptr;
+  return &main_ctx_;
+}
+
+void Scheduler::yield() {
+  Fiber* self = current_;
+  self->state = FiberState::kReady;
+  runq_.push(self);
+  Context* next = next_context();
+  if (next != self) switch_context(self, next);
+}
+
+void Scheduler::park() {
+  Fiber* self = current_;
+  self->state = FiberState::kParked;
+  switch_context(self, next_context());
+}
+
+void Scheduler::exit(Fiber* self) {
+  self->state = FiberState::kDead;
+  exit_context(self, next_context());
+}
+
+void Scheduler::reclaim(Fiber* f) {
+  if (f->live_prev != nullptr) {
+    f->live_prev->live_next = f->live_next;
+  } else {
+    live_head_ = f->live_next;
+  }
+  if (f->live_next != nullptr) f->live_next->live_prev = f->live_prev;
+  --live_count_;
+  free_fiber(stacks_, f);
+}
+
+void Scheduler::free_abandoned() {
+  // Fibers still parked when the runtime stops are dropped without unwinding:
+  // their stacks are unmapped, objects on them are not destroyed.
+  while (live_head_ != nullptr) {
+    Fiber* f = live_head_;
+    live_head_ = f->live_next;
+    --live_count_;
+    free_fiber(stacks_, f);
+  }
+}
+
+// --- hooks of the fiber layer ---------------------------------------------
+
+void on_context_exit(Context* dead) { t_scheduler->reclaim(static_cast<Fiber*>(dead)); }
+
+void fiber_exit(Fiber* self) { static_cast<Scheduler*>(self->owner)->exit(self); }
+
+}  // namespace fiber::detail

@@ -1,0 +1,146 @@
+// Scheduler runs the fibers of one core on one thread. Runtime owns the
+// schedulers, their threads and the blocking pool of one fiber::run().
+//
+// How a scheduler spends its time (see README.md):
+//   loop: drain the inbox -> fire due timers -> run up to kBudget fibers
+//         -> if nothing is runnable, sleep in the poller until the next timer
+// A fiber that parks or yields switches straight to the next runnable fiber
+// while the budget lasts, and to the loop otherwise, so one switch costs one
+// jump and the loop still gets to look at its inbox, timers and poller.
+//
+// Threading: every member is core-local (the scheduler's own thread) except
+// ready(), post_spawn() and stop(), which any thread may call.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "fiber/control_block.h"
+#include "fiber/runtime.h"
+#include "sched/poller.h"
+#include "sched/timer.h"
+
+namespace fiber::detail {
+
+class Runtime;
+class BlockingPool;
+
+// RunQueue is an intrusive FIFO of ready fibers, linked through Fiber::next.
+class RunQueue {
+ public:
+  bool empty() const { return head_ == nullptr; }
+  void push(Fiber* f) {
+    f->next = nullptr;
+    if (tail_ != nullptr) {
+      tail_->next = f;
+    } else {
+      head_ = f;
+    }
+    tail_ = f;
+  }
+  Fiber* pop() {
+    Fiber* f = head_;
+    if (f == nullptr) return nullptr;
+    head_ = f->next;
+    if (head_ == nullptr) tail_ = nullptr;
+    f->next = nullptr;
+    return f;
+  }
+
+ private:
+  Fiber* head_ = nullptr;
+  Fiber* tail_ = nullptr;
+};
+
+class Scheduler {
+ public:
+  // kBudget is how many fibers run back to back before the loop checks its
+  // inbox, timers and poller again.
+  static constexpr int kBudget = 64;
+
+  Scheduler(Runtime* runtime, unsigned index);
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Startup handshake between the threads and run(), see runtime.cc.
+  struct Startup;
+  void thread_main(int cpu, DriverKind kind, Startup* startup);
+
+  // ready() makes a parked fiber of this scheduler runnable. Thread-safe.
+  void ready(Fiber* f);
+  // post_spawn() starts a fiber running `body` (heap-allocated; adopted) here.
+  // Thread-safe.
+  void post_spawn(FiberBody* body, size_t stack_size);
+  // stop() makes the loop return at its next turn. Thread-safe.
+  void stop();
+
+  // spawn_local() starts a fiber running `body` (moved onto its stack). Core-local.
+  void spawn_local(FiberBody& body, size_t stack_size);
+  // yield() / park(): see fiber::yield() and detail::park(). Core-local, fiber-only.
+  void yield();
+  void park();
+  // exit() ends the current fiber. Core-local, fiber-only.
+  [[noreturn]] void exit(Fiber* self);
+  // reclaim() frees a fiber that exited. Core-local.
+  void reclaim(Fiber* f);
+  void add_timer(Timer* t) { timers_.push(t); }
+  void cancel_timer(Timer* t) { timers_.remove(t); }
+
+  Fiber* current() const { return current_; }
+  unsigned index() const { return index_; }
+  Runtime* runtime() const { return runtime_; }
+  // live_fibers() counts fibers started and not yet exited. Core-local.
+  size_t live_fibers() const { return live_count_; }
+
+ private:
+  struct InboxItem {
+    Fiber* fiber;      // a fiber to wake, or
+    FiberBody* body;   // a fiber to start
+    size_t stack_size;
+  };
+
+  void loop();
+  void post(const InboxItem& item);
+  bool drain_inbox();
+  void fire_timers();
+  void adopt(Fiber* f);
+  Context* next_context();
+  void free_abandoned();
+
+  Runtime* const runtime_;
+  const unsigned index_;
+  std::unique_ptr<Poller> poller_;
+
+  // Core-local state.
+  Context main_ctx_;
+  Fiber* current_ = nullptr;
+  RunQueue runq_;
+  int budget_ = 0;
+  TimerHeap timers_;
+  StackPool stacks_;
+  Fiber* live_head_ = nullptr;
+  size_t live_count_ = 0;
+  uint64_t next_id_ = 0;
+  std::vector<InboxItem> drained_;
+
+  // Cross-thread state. The inbox is the synchronisation: a producer pushes under
+  // inbox_mu_, then reads sleeping_; the loop stores sleeping_ before it checks
+  // the inbox under inbox_mu_ and sleeps. The mutex orders the two, so either
+  // the loop sees the item or the producer sees sleeping_ and calls wake().
+  std::mutex inbox_mu_;
+  std::vector<InboxItem> inbox_;  // guarded by inbox_mu_
+  std::atomic<bool> sleeping_{false};
+  std::atomic<bool> stop_{false};
+};
+
+// The scheduler whose thread this is, or nullptr.
+extern thread_local Scheduler* t_scheduler;
+// The runtime this thread works for (scheduler and blocking-pool threads).
+extern thread_local Runtime* t_runtime;
+
+}  // namespace fiber::detail

@@ -1,0 +1,235 @@
+// Mutex, CondVar, WaitGroup, JoinHandle's state and the WaitList they share.
+// All follow the parking protocol of fiber/detail/park.h.
+#include <stdexcept>
+
+#include "fiber/control_block.h"
+#include "fiber/detail/park.h"
+#include "fiber/join_handle.h"
+#include "fiber/mutex.h"
+#include "fiber/wait_group.h"
+#include "sched/scheduler.h"
+
+namespace fiber {
+namespace detail {
+namespace {
+
+// Chain of fibers to wake once the lock is released, linked through Fiber::next
+// (free while a fiber is parked and off every run queue).
+class WakeChain {
+ public:
+  void add(Fiber* f) {
+    f->next = head_;
+    head_ = f;
+  }
+  // wake_all() readies every fiber; call it after releasing the lock.
+  void wake_all() {
+    while (Fiber* f = head_) {
+      head_ = f->next;
+      ready(f);  // f may run at once on its core: do not touch it afterwards
+    }
+  }
+
+ private:
+  Fiber* head_ = nullptr;
+};
+
+}  // namespace
+
+void WaitList::push_back(Waiter* w) {
+  w->next = nullptr;
+  w->prev = tail_;
+  if (tail_ != nullptr) {
+    tail_->next = w;
+  } else {
+    head_ = w;
+  }
+  tail_ = w;
+  w->linked = true;
+}
+
+Waiter* WaitList::pop_front() {
+  Waiter* w = head_;
+  if (w != nullptr) remove(w);
+  return w;
+}
+
+void WaitList::remove(Waiter* w) {
+  if (!w->linked) return;
+  if (w->prev != nullptr) {
+    w->prev->next = w->next;
+  } else {
+    head_ = w->next;
+  }
+  if (w->next != nullptr) {
+    w->next->prev = w->prev;
+  } else {
+    tail_ = w->prev;
+  }
+  w->prev = w->next = nullptr;
+  w->linked = false;
+}
+
+void JoinStateBase::wait() {
+  Waiter self;
+  self.fiber = current_fiber("fiber::JoinHandle::join");
+  lock_.lock();
+  if (done_) {
+    lock_.unlock();
+    return;
+  }
+  waiter_ = self.fiber;
+  lock_.unlock();
+  park();
+}
+
+void JoinStateBase::complete() {
+  lock_.lock();
+  done_ = true;
+  Fiber* waiter = waiter_;
+  lock_.unlock();
+  if (waiter != nullptr) ready(waiter);
+}
+
+}  // namespace detail
+
+// --- Mutex -----------------------------------------------------------------
+
+void Mutex::lock() {
+  lock_.lock();
+  if (!locked_) {
+    locked_ = true;
+    lock_.unlock();
+    return;
+  }
+  lock_.unlock();
+  detail::Waiter self;
+  self.fiber = detail::current_fiber("fiber::Mutex::lock");
+  lock_.lock();
+  if (!locked_) {  // released while we looked up who we are
+    locked_ = true;
+    lock_.unlock();
+    return;
+  }
+  waiters_.push_back(&self);
+  lock_.unlock();
+  detail::park();  // unlock() handed the lock to us before waking us
+}
+
+bool Mutex::try_lock() {
+  lock_.lock();
+  bool acquired = !locked_;
+  locked_ = true;
+  lock_.unlock();
+  return acquired;
+}
+
+void Mutex::unlock() {
+  lock_.lock();
+  if (!locked_) {
+    lock_.unlock();
+    throw std::logic_error("fiber::Mutex::unlock: the mutex is not locked");
+  }
+  detail::Waiter* next = waiters_.pop_front();
+  if (next == nullptr) {
+    locked_ = false;
+    lock_.unlock();
+    return;
+  }
+  detail::Fiber* f = next->fiber;  // `next` lives on f's stack: read it before waking f
+  lock_.unlock();
+  detail::ready(f);
+}
+
+// --- CondVar ---------------------------------------------------------------
+
+void CondVar::wait(std::unique_lock<Mutex>& lk) {
+  detail::Waiter self;
+  self.fiber = detail::current_fiber("fiber::CondVar::wait");
+  lock_.lock();
+  waiters_.push_back(&self);  // while still holding lk: a notify cannot slip between
+  lock_.unlock();
+  lk.unlock();
+  detail::park();
+  lk.lock();
+}
+
+std::cv_status CondVar::wait_until_ns(std::unique_lock<Mutex>& lk, int64_t deadline_ns) {
+  // The timer and a notify race to take the waiter off the list under lock_;
+  // whichever does wakes the fiber, the other finds it gone and does nothing.
+  struct WaitTimer : detail::Timer {
+    CondVar* cv;
+    detail::Waiter waiter;
+    bool timed_out = false;
+  } timer;
+  timer.waiter.fiber = detail::current_fiber("fiber::CondVar::wait_until");
+  timer.cv = this;
+  timer.deadline_ns = deadline_ns;
+  timer.fire = [](detail::Timer* t) {
+    auto* wt = static_cast<WaitTimer*>(t);
+    wt->cv->lock_.lock();
+    bool mine = wt->waiter.linked;
+    wt->cv->waiters_.remove(&wt->waiter);
+    wt->cv->lock_.unlock();
+    if (mine) {
+      wt->timed_out = true;
+      detail::ready(wt->waiter.fiber);
+    }
+  };
+  lock_.lock();
+  waiters_.push_back(&timer.waiter);
+  lock_.unlock();
+  detail::t_scheduler->add_timer(&timer);
+  lk.unlock();
+  detail::park();
+  detail::t_scheduler->cancel_timer(&timer);  // no-op if it fired
+  lk.lock();
+  return timer.timed_out ? std::cv_status::timeout : std::cv_status::no_timeout;
+}
+
+void CondVar::notify_one() {
+  lock_.lock();
+  detail::Waiter* w = waiters_.pop_front();
+  detail::Fiber* f = w != nullptr ? w->fiber : nullptr;
+  lock_.unlock();
+  if (f != nullptr) detail::ready(f);
+}
+
+void CondVar::notify_all() {
+  detail::WakeChain chain;
+  lock_.lock();
+  while (detail::Waiter* w = waiters_.pop_front()) chain.add(w->fiber);
+  lock_.unlock();
+  chain.wake_all();
+}
+
+// --- WaitGroup -------------------------------------------------------------
+
+void WaitGroup::add(int64_t delta) {
+  detail::WakeChain chain;
+  lock_.lock();
+  if (count_ + delta < 0) {
+    lock_.unlock();
+    throw std::logic_error("fiber::WaitGroup: negative counter (more done() than add())");
+  }
+  count_ += delta;
+  if (count_ == 0) {
+    while (detail::Waiter* w = waiters_.pop_front()) chain.add(w->fiber);
+  }
+  lock_.unlock();
+  chain.wake_all();
+}
+
+void WaitGroup::wait() {
+  detail::Waiter self;
+  self.fiber = detail::current_fiber("fiber::WaitGroup::wait");
+  lock_.lock();
+  if (count_ == 0) {
+    lock_.unlock();
+    return;
+  }
+  waiters_.push_back(&self);
+  lock_.unlock();
+  detail::park();
+}
+
+}  // namespace fiber
