@@ -36,9 +36,10 @@ std::string read_max_map_count() {
   std::string msg = std::string("fiber: cannot ") + what + " for a " + std::to_string(usable) +
                     "-byte fiber stack";
   if (err == ENOMEM) {
-    msg += ": the process is out of memory maps (vm.max_map_count = " + read_max_map_count() +
-           "; each live fiber uses 2). Raise it, e.g. `sysctl -w vm.max_map_count=1048576`, or "
-           "run fewer live fibers";
+    msg += ": the process is out of memory maps or address space (vm.max_map_count = " +
+           read_max_map_count() +
+           "; each live fiber uses 2 maps). Raise it, e.g. `sysctl -w vm.max_map_count=1048576`, "
+           "check `ulimit -v`, or run fewer live fibers";
   }
   throw std::system_error(err, std::generic_category(), msg);
 }

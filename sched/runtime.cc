@@ -67,7 +67,10 @@ std::exception_ptr Scheduler::Startup::decide() {
 }
 
 Runtime::Runtime(const Options& options, unsigned schedulers, DriverInfo driver)
-    : options_(options), driver_(std::move(driver)), pool_(this, options.blocking_threads) {
+    : options_(options),
+      driver_(std::move(driver)),
+      startup_(schedulers),
+      pool_(this, options.blocking_threads) {
   for (unsigned i = 0; i < schedulers; ++i) {
     schedulers_.push_back(std::make_unique<Scheduler>(this, i));
   }
@@ -76,15 +79,14 @@ Runtime::Runtime(const Options& options, unsigned schedulers, DriverInfo driver)
 Runtime::~Runtime() { shutdown(); }
 
 void Runtime::start(const std::vector<int>& cpus) {
-  Scheduler::Startup startup(size());
   for (unsigned i = 0; i < size(); ++i) {
     int cpu = -1;
     if (options_.pinning == Pinning::kPinned && !cpus.empty()) cpu = cpus[i % cpus.size()];
-    threads_.emplace_back([this, i, cpu, &startup] {
-      schedulers_[i]->thread_main(cpu, driver_.kind, &startup);
+    threads_.emplace_back([this, i, cpu] {
+      schedulers_[i]->thread_main(cpu, driver_.kind, &startup_);
     });
   }
-  if (std::exception_ptr error = startup.decide()) {
+  if (std::exception_ptr error = startup_.decide()) {
     for (auto& t : threads_) t.join();
     threads_.clear();
     std::rethrow_exception(error);

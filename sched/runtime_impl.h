@@ -87,6 +87,9 @@ class Runtime {
  private:
   const Options options_;
   const DriverInfo driver_;
+  // Outlives the threads: they may still be leaving arrive_and_wait() when
+  // start() returns.
+  Scheduler::Startup startup_;
   std::vector<std::unique_ptr<Scheduler>> schedulers_;
   std::vector<std::thread> threads_;
   BlockingPool pool_;
