@@ -253,7 +253,7 @@ TEST_P(RuntimeTest, AnEarlierTimerFromAnotherCoreCutsTheIdleWaitShort) {
         WaitGroup long_sleeper_parked;
         long_sleeper_parked.add(1);
         std::atomic<bool> cancel{false};
-        go_on(1, [&] {
+        auto long_sleeper = spawn_on(1, [&] {
           long_sleeper_parked.done();
           for (int i = 0; i < 100 && !cancel; ++i) sleep_for(100ms);
         });
@@ -262,6 +262,7 @@ TEST_P(RuntimeTest, AnEarlierTimerFromAnotherCoreCutsTheIdleWaitShort) {
         spawn_on(1, [] { sleep_for(1ms); }).join();
         EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
         cancel = true;
+        long_sleeper.join();
       },
       options(2));
 }
