@@ -60,8 +60,7 @@ std::string explain_setup_error(int err) {
     case ENOMEM: {
       struct rlimit rl = {};
       getrlimit(RLIMIT_MEMLOCK, &rl);
-      return "not enough memory for the rings: RLIMIT_MEMLOCK is " +
-             std::to_string(rl.rlim_cur) +
+      return "not enough memory for the rings: RLIMIT_MEMLOCK is " + std::to_string(rl.rlim_cur) +
              " bytes (kernels before 5.12 charge rings to it; raise `ulimit -l`)";
     }
     default:
@@ -120,9 +119,9 @@ DriverInfo choose_driver(DriverKind requested) {
     return {DriverKind::kIoUring, "io_uring: the kernel allows it"};
   }
   if (kind == DriverKind::kIoUring) {
-    throw std::system_error(std::make_error_code(std::errc::function_not_supported),
-                            "fiber: io_uring was forced by " + forced_by +
-                                " but is unavailable: " + why_not);
+    throw std::system_error(
+        std::make_error_code(std::errc::function_not_supported),
+        "fiber: io_uring was forced by " + forced_by + " but is unavailable: " + why_not);
   }
   return {DriverKind::kEpoll, "epoll: io_uring unavailable: " + why_not};
 }

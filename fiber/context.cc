@@ -19,18 +19,14 @@ struct CxaEhGlobals {
   unsigned int uncaught_exceptions;
 };
 
-// Both helpers stay out of line so that the thread pointer behind
-// __cxa_get_globals() is re-read after every switch, never cached in a register.
-[[gnu::noinline]] void save_eh(Context* c) {
-  auto* g = reinterpret_cast<CxaEhGlobals*>(abi::__cxa_get_globals());
-  c->eh.caught_exceptions = g->caught_exceptions;
-  c->eh.uncaught_exceptions = g->uncaught_exceptions;
-}
-
-[[gnu::noinline]] void load_eh(const Context* c) {
-  auto* g = reinterpret_cast<CxaEhGlobals*>(abi::__cxa_get_globals());
-  g->caught_exceptions = c->eh.caught_exceptions;
-  g->uncaught_exceptions = c->eh.uncaught_exceptions;
+// Both contexts of a switch belong to the running thread, so `from`'s cached
+// pointer is this thread's globals (see Context::eh_globals).
+inline void swap_eh(Context* from, const Context* to) {
+  auto* g = static_cast<CxaEhGlobals*>(from->eh_globals);
+  from->eh.caught_exceptions = g->caught_exceptions;
+  from->eh.uncaught_exceptions = g->uncaught_exceptions;
+  g->caught_exceptions = to->eh.caught_exceptions;
+  g->uncaught_exceptions = to->eh.uncaught_exceptions;
 }
 
 // A new context learns who it is from these, set by the switch that starts it.
@@ -74,13 +70,13 @@ inline void before_switch(Context* from, Context* to, bool dying) {
   // Flag 0: a switch is a synchronisation point between the two contexts.
   __tsan_switch_to_fiber(to->tsan_fiber, 0);
 #endif
-  save_eh(from);
-  load_eh(to);
+  swap_eh(from, to);
 }
 
 }  // namespace
 
 void init_thread_context(Context* c) {
+  c->eh_globals = abi::__cxa_get_globals();
 #if FIBER_TSAN
   c->tsan_fiber = __tsan_get_current_fiber();
 #else
@@ -92,6 +88,7 @@ void make_context(Context* c, void* stack_bottom, void* stack_top, EntryFn entry
   auto size = static_cast<size_t>(static_cast<char*>(stack_top) - static_cast<char*>(stack_bottom));
   c->fctx = bctx::make_fcontext(stack_top, size, &trampoline);
   c->eh = {};
+  c->eh_globals = abi::__cxa_get_globals();  // made on the thread that will run it
   c->dead = false;
   c->low_water = reinterpret_cast<uintptr_t>(stack_top);
 #if FIBER_ASAN

@@ -31,6 +31,10 @@ struct Context {
   // Set by make_context(), consumed by the first switch into this context.
   EntryFn entry_ = nullptr;
   EhState eh;
+  // The owning thread's libstdc++ exception globals, looked up once: fibers
+  // never change threads, and the lookup (a TLS call into libstdc++) would
+  // otherwise cost two calls per switch.
+  void* eh_globals = nullptr;
   // Lowest stack pointer seen when this context was switched out: how deep the
   // stack was ever touched at a switch. Read when a stack goes back to its pool.
   uintptr_t low_water = UINTPTR_MAX;

@@ -1,5 +1,3 @@
-#include "fiber/control_block.h"
-
 #include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -13,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "fiber/control_block.h"
 #include "fiber/fiber_local.h"
 
 namespace fiber::detail {

@@ -57,8 +57,8 @@ size_t page_size() {
 
 size_t check_stack_size(size_t size) {
   if (size < kMinStackSize || size > kMaxStackSize) {
-    throw std::invalid_argument("fiber: stack size " + std::to_string(size) +
-                                " is outside [" + std::to_string(kMinStackSize) + ", " +
+    throw std::invalid_argument("fiber: stack size " + std::to_string(size) + " is outside [" +
+                                std::to_string(kMinStackSize) + ", " +
                                 std::to_string(kMaxStackSize) + "] bytes");
   }
   const size_t pg = page_size();

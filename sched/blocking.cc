@@ -1,8 +1,9 @@
+#include "fiber/blocking.h"
+
 #include <pthread.h>
 
 #include <stdexcept>
 
-#include "fiber/blocking.h"
 #include "fiber/control_block.h"
 #include "fiber/detail/park.h"
 #include "sched/runtime_impl.h"

@@ -1,3 +1,5 @@
+#include "fiber/runtime.h"
+
 #include <sched.h>
 
 #include <condition_variable>
@@ -8,7 +10,6 @@
 
 #include "fiber/control_block.h"
 #include "fiber/detail/park.h"
-#include "fiber/runtime.h"
 #include "sched/runtime_impl.h"
 #include "sched/scheduler.h"
 
@@ -82,9 +83,8 @@ void Runtime::start(const std::vector<int>& cpus) {
   for (unsigned i = 0; i < size(); ++i) {
     int cpu = -1;
     if (options_.pinning == Pinning::kPinned && !cpus.empty()) cpu = cpus[i % cpus.size()];
-    threads_.emplace_back([this, i, cpu] {
-      schedulers_[i]->thread_main(cpu, driver_.kind, &startup_);
-    });
+    threads_.emplace_back(
+        [this, i, cpu] { schedulers_[i]->thread_main(cpu, driver_.kind, &startup_); });
   }
   if (std::exception_ptr error = startup_.decide()) {
     for (auto& t : threads_) t.join();

@@ -45,7 +45,7 @@ class BlockingPool {
   const unsigned max_threads_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<BlockingTask*> queue_;  // guarded by mu_
+  std::deque<BlockingTask*> queue_;   // guarded by mu_
   std::vector<std::thread> threads_;  // guarded by mu_
   unsigned idle_ = 0;                 // guarded by mu_
   bool stop_ = false;                 // guarded by mu_

@@ -20,7 +20,12 @@ int64_t now_ns() {
       .count();
 }
 
-Scheduler::Scheduler(Runtime* runtime, unsigned index) : runtime_(runtime), index_(index) {}
+Scheduler::Scheduler(Runtime* runtime, unsigned index)
+    : runtime_(runtime),
+      index_(index),
+      idle_spin_ns_(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(runtime->options().idle_spin)
+              .count()) {}
 
 Scheduler::~Scheduler() {
   // Runs after every runtime thread has been joined: nobody can reach us.
@@ -59,6 +64,7 @@ void Scheduler::loop() {
     drain_inbox();
     fire_timers();
     if (!runq_.empty()) {
+      ran_since_sleep_ = true;
       budget_ = kBudget;
       Fiber* f = runq_.pop();
       --budget_;
@@ -67,6 +73,11 @@ void Scheduler::loop() {
       t_current_fiber = f;
       switch_context(&main_ctx_, f);
       continue;
+    }
+    if (ran_since_sleep_) {
+      ran_since_sleep_ = false;
+      spin_before_sleep();
+      if (inbox_hint_.load(std::memory_order_relaxed)) continue;
     }
     sleeping_.store(true, std::memory_order_seq_cst);
     bool pending;
@@ -88,10 +99,21 @@ void Scheduler::loop() {
   }
 }
 
+void Scheduler::spin_before_sleep() {
+  if (idle_spin_ns_ <= 0) return;
+  int64_t until = now_ns() + idle_spin_ns_;
+  if (!timers_.empty() && timers_.top()->deadline_ns < until) until = timers_.top()->deadline_ns;
+  while (!inbox_hint_.load(std::memory_order_relaxed) && !stop_.load(std::memory_order_relaxed)) {
+    for (int i = 0; i < 32; ++i) __builtin_ia32_pause();
+    if (now_ns() >= until) return;
+  }
+}
+
 void Scheduler::post(const InboxItem& item) {
   {
     std::lock_guard<std::mutex> g(inbox_mu_);
     inbox_.push_back(item);
+    inbox_hint_.store(true, std::memory_order_relaxed);
   }
   if (sleeping_.load(std::memory_order_seq_cst) &&
       sleeping_.exchange(false, std::memory_order_seq_cst)) {
@@ -104,6 +126,7 @@ bool Scheduler::drain_inbox() {
     std::lock_guard<std::mutex> g(inbox_mu_);
     if (inbox_.empty()) return false;
     drained_.swap(inbox_);
+    inbox_hint_.store(false, std::memory_order_relaxed);
   }
   for (const InboxItem& item : drained_) {
     if (item.fiber != nullptr) {

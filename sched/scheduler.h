@@ -99,12 +99,13 @@ class Scheduler {
 
  private:
   struct InboxItem {
-    Fiber* fiber;      // a fiber to wake, or
-    FiberBody* body;   // a fiber to start
+    Fiber* fiber;     // a fiber to wake, or
+    FiberBody* body;  // a fiber to start
     size_t stack_size;
   };
 
   void loop();
+  void spin_before_sleep();
   void post(const InboxItem& item);
   bool drain_inbox();
   void fire_timers();
@@ -127,6 +128,8 @@ class Scheduler {
   size_t live_count_ = 0;
   uint64_t next_id_ = 0;
   std::vector<InboxItem> drained_;
+  bool ran_since_sleep_ = false;
+  int64_t idle_spin_ns_ = 0;
 
   // Cross-thread state. The inbox is the synchronisation: a producer pushes under
   // inbox_mu_, then reads sleeping_; the loop stores sleeping_ before it checks
@@ -135,6 +138,9 @@ class Scheduler {
   std::mutex inbox_mu_;
   std::vector<InboxItem> inbox_;  // guarded by inbox_mu_
   std::atomic<bool> sleeping_{false};
+  // A hint, set under inbox_mu_ with each push and cleared by drain_inbox(): lets
+  // the idle spin watch the inbox without taking the mutex.
+  std::atomic<bool> inbox_hint_{false};
   std::atomic<bool> stop_{false};
 };
 

@@ -15,7 +15,7 @@ struct Timer {
 
   int64_t deadline_ns = 0;
   uint64_t seq = 0;
-  size_t index = kNotQueued;     // position in the heap, kNotQueued when not armed
+  size_t index = kNotQueued;       // position in the heap, kNotQueued when not armed
   void (*fire)(Timer*) = nullptr;  // called by the scheduler once the deadline passed
 
   bool armed() const { return index != kNotQueued; }

@@ -43,8 +43,8 @@ TEST(DriverChoice, TheEnvironmentForcesADriverWhenTheOptionIsAuto) {
 
 TEST(DriverChoice, TheOptionWinsOverTheEnvironment) {
   setenv("FIBER_DRIVER", "io_uring", 1);
-  DriverInfo info = run([] { return driver_info(); },
-                        Options{.schedulers = 1, .driver = DriverKind::kEpoll});
+  DriverInfo info =
+      run([] { return driver_info(); }, Options{.schedulers = 1, .driver = DriverKind::kEpoll});
   EXPECT_EQ(info.kind, DriverKind::kEpoll);
   EXPECT_NE(info.reason.find("Options::driver"), std::string::npos) << info.reason;
   unsetenv("FIBER_DRIVER");
@@ -77,8 +77,7 @@ void deny_io_uring_setup() {
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
   };
-  struct sock_fprog prog = {static_cast<unsigned short>(sizeof filter / sizeof filter[0]),
-                            filter};
+  struct sock_fprog prog = {static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) std::_Exit(3);
   if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) std::_Exit(4);
 }

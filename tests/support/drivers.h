@@ -49,11 +49,11 @@ inline std::string driver_name(const ::testing::TestParamInfo<DriverKind>& info)
 
 }  // namespace fiber::testing
 
-#define FIBER_INSTANTIATE_DRIVER_TESTS(suite)                                                 \
-  INSTANTIATE_TEST_SUITE_P(Drivers, suite,                                                    \
-                           ::testing::Values(::fiber::DriverKind::kIoUring,                   \
-                                             ::fiber::DriverKind::kEpoll),                    \
-                           ::fiber::testing::driver_name)
+#define FIBER_INSTANTIATE_DRIVER_TESTS(suite)                                        \
+  INSTANTIATE_TEST_SUITE_P(                                                          \
+      Drivers, suite,                                                                \
+      ::testing::Values(::fiber::DriverKind::kIoUring, ::fiber::DriverKind::kEpoll), \
+      ::fiber::testing::driver_name)
 
 // Sanitizer builds: TSan needs ~90 KiB per live fiber, so big tests shrink.
 #if defined(__SANITIZE_THREAD__)

@@ -39,8 +39,8 @@ class JoinStateBase {
 
  private:
   SpinLock lock_;
-  bool done_ = false;       // guarded by lock_
-  Fiber* waiter_ = nullptr; // guarded by lock_
+  bool done_ = false;        // guarded by lock_
+  Fiber* waiter_ = nullptr;  // guarded by lock_
   std::atomic<int> refs_{2};
 };
 
@@ -137,7 +137,8 @@ class JoinHandle {
 
 // spawn() is go() with a handle to the result. Throws as go() does.
 template <class F>
-auto spawn(const SpawnOptions& options, F&& f) -> JoinHandle<std::invoke_result_t<std::decay_t<F>&&>> {
+auto spawn(const SpawnOptions& options, F&& f)
+    -> JoinHandle<std::invoke_result_t<std::decay_t<F>&&>> {
   using R = std::invoke_result_t<std::decay_t<F>&&>;
   auto* state = new detail::JoinState<R>();
   JoinHandle<R> handle(state);

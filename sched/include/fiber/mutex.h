@@ -69,7 +69,8 @@ class CondVar {
     return wait_until_ns(lk, detail::now_ns() + left.count());
   }
   template <class Rep, class Period>
-  std::cv_status wait_for(std::unique_lock<Mutex>& lk, const std::chrono::duration<Rep, Period>& d) {
+  std::cv_status wait_for(std::unique_lock<Mutex>& lk,
+                          const std::chrono::duration<Rep, Period>& d) {
     return wait_until(lk, std::chrono::steady_clock::now() + d);
   }
 
