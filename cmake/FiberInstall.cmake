@@ -4,7 +4,7 @@ include(CMakePackageConfigHelpers)
 
 install(TARGETS fiber EXPORT fiberTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
-foreach(layer fiber sched)
+foreach(layer fiber sched io)
   install(DIRECTORY ${PROJECT_SOURCE_DIR}/${layer}/include/fiber
           DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 endforeach()

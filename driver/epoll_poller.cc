@@ -1,21 +1,59 @@
-// The epoll driver. For now it only waits and wakes: the scheduler's sleep is
-// epoll_pwait2 with the next timer's deadline (nanosecond precision), and the
-// doorbell is a non-blocking eventfd registered for readability.
+// The epoll driver. The scheduler's sleep is epoll_pwait2 with the next timer's
+// deadline (nanosecond precision); the doorbell is a non-blocking eventfd. An
+// operation is tried as a non-blocking syscall; on EAGAIN its fiber parks until
+// the fd, registered edge-triggered once, is reported ready.
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <system_error>
 
-#include "sched/poller.h"
+#include "driver/io_poller.h"
+#include "fiber/detail/park.h"
+#include "sched/scheduler.h"
+#include "sched/timer.h"
 
 namespace fiber::detail {
 namespace {
 
 constexpr uint64_t kDoorbellTag = 1;
 
-class EpollPoller final : public Poller {
+bool waits_for_input(IoKind kind) {
+  return kind == IoKind::kRecv || kind == IoKind::kRead || kind == IoKind::kAccept;
+}
+
+// try_now() makes the request as a non-blocking syscall: >= 0 or -errno.
+int32_t try_now(const IoRequest& r) {
+  ssize_t n = -1;
+  switch (r.kind) {
+    case IoKind::kRecv:
+      n = ::recv(r.fd, r.buf, r.len, r.flags | MSG_DONTWAIT);
+      break;
+    case IoKind::kSend:
+      n = ::send(r.fd, r.buf, r.len, r.flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+      break;
+    case IoKind::kRead:
+      n = ::read(r.fd, r.buf, r.len);
+      break;
+    case IoKind::kWrite:
+      n = ::write(r.fd, r.buf, r.len);
+      break;
+    case IoKind::kAccept:
+      n = ::accept4(r.fd, r.addr, r.addrlen, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      break;
+    case IoKind::kConnect:
+      n = ::connect(r.fd, r.addr, static_cast<socklen_t>(r.len));
+      break;
+  }
+  return n < 0 ? -errno : static_cast<int32_t>(n);
+}
+
+// The slot of `h` in which an op waiting for this request's readiness parks.
+IoOp*& slot(IoHandle& h, IoKind kind) { return waits_for_input(kind) ? h.reader : h.writer; }
+
+class EpollPoller final : public IoPoller {
  public:
   EpollPoller() {
     epfd_ = epoll_create1(EPOLL_CLOEXEC);
@@ -42,6 +80,57 @@ class EpollPoller final : public Poller {
     close(epfd_);
   }
 
+  bool has_pending() const override { return parked_ > 0; }
+
+  int socket_flags() const override { return SOCK_NONBLOCK; }
+
+  int32_t execute(IoHandle& h, const IoRequest& req, int64_t deadline_ns) override {
+    if (!h.registered) {
+      struct epoll_event ev = {};
+      ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+      ev.data.ptr = &h;
+      if (epoll_ctl(epfd_, EPOLL_CTL_ADD, h.fd, &ev) != 0) return -errno;
+      h.registered = true;
+    }
+    const bool input = waits_for_input(req.kind);
+    bool connecting = false;
+    for (;;) {
+      (input ? h.read_ready : h.write_ready) = false;
+      int32_t r;
+      if (connecting) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        r = getsockopt(h.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 ? -errno : -err;
+      } else {
+        r = try_now(req);
+      }
+      if (req.kind == IoKind::kConnect && r == -EINPROGRESS) {
+        connecting = true;
+        r = -EAGAIN;
+      }
+      if (r != -EAGAIN) return r;
+      if (input ? h.read_ready : h.write_ready) continue;  // an edge came meanwhile
+      if (deadline_ns > 0 && now_ns() >= deadline_ns) return -ETIMEDOUT;
+      // One parked reader and one parked writer per fd (a second is refused,
+      // not left unwoken).
+      if (slot(h, req.kind) != nullptr) return -EBUSY;
+      int32_t waited = wait_ready(h, req.kind, deadline_ns);
+      if (waited < 0) return waited;
+    }
+  }
+
+  void cancel(IoHandle& h) override {
+    for (IoOp* op = h.ops; op != nullptr; op = op->next) {
+      op->cancelled = true;
+      wake_slot(h.reader == op ? h.reader : h.writer == op ? h.writer : dummy_);
+    }
+  }
+
+  void forget(IoHandle& h) override {
+    if (h.registered) epoll_ctl(epfd_, EPOLL_CTL_DEL, h.fd, nullptr);
+    h.registered = false;
+  }
+
   void poll(int64_t timeout_ns) override {
     struct epoll_event events[64];
     int n;
@@ -61,6 +150,23 @@ class EpollPoller final : public Poller {
       if (events[i].data.u64 == kDoorbellTag) {
         eventfd_t value;
         eventfd_read(doorbell_, &value);  // EAGAIN if another read drained it: fine
+        continue;
+      }
+      auto* h = static_cast<IoHandle*>(events[i].data.ptr);
+      uint32_t ev = events[i].events;
+      if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        if (h->reader != nullptr) {
+          wake_slot(h->reader);
+        } else {
+          h->read_ready = true;
+        }
+      }
+      if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
+        if (h->writer != nullptr) {
+          wake_slot(h->writer);
+        } else {
+          h->write_ready = true;
+        }
       }
     }
   }
@@ -68,6 +174,53 @@ class EpollPoller final : public Poller {
   void wake() override { eventfd_write(doorbell_, 1); }
 
  private:
+  // wait_ready() parks until `h` is ready for `kind`, the deadline passes
+  // (-ETIMEDOUT) or the op is cancelled (-ECANCELED). Whoever empties the slot
+  // (an event, the timer, a cancel) wakes the fiber, so it wakes exactly once.
+  int32_t wait_ready(IoHandle& h, IoKind kind, int64_t deadline_ns) {
+    IoOp op;
+    op.fiber = current_fiber("fiber: I/O");
+    struct DeadlineTimer : Timer {
+      EpollPoller* poller;
+      IoOp** slot;
+      IoOp* op;
+    } timer;
+    IoOp*& s = slot(h, kind);
+    s = &op;
+    link_op(h, &op);
+    if (deadline_ns > 0) {
+      timer.deadline_ns = deadline_ns;
+      timer.poller = this;
+      timer.slot = &s;
+      timer.op = &op;
+      timer.fire = [](Timer* t) {
+        auto* dt = static_cast<DeadlineTimer*>(t);
+        if (*dt->slot != dt->op) return;  // woken already
+        dt->op->timed_out = true;
+        dt->poller->wake_slot(*dt->slot);
+      };
+      t_scheduler->add_timer(&timer);
+    }
+    ++parked_;
+    park();
+    if (deadline_ns > 0) t_scheduler->cancel_timer(&timer);
+    unlink_op(h, &op);
+    if (op.cancelled) return -ECANCELED;
+    if (op.timed_out) return -ETIMEDOUT;
+    return 0;
+  }
+
+  // wake_slot() empties a waiter slot and readies the fiber parked in it.
+  void wake_slot(IoOp*& s) {
+    IoOp* op = s;
+    if (op == nullptr) return;
+    s = nullptr;
+    --parked_;
+    ready(op->fiber);
+  }
+
+  size_t parked_ = 0;  // ops parked for readiness
+  IoOp* dummy_ = nullptr;
   int epfd_ = -1;
   int doorbell_ = -1;
 };

@@ -1,6 +1,7 @@
-// The io_uring driver. For now it only waits and wakes: the scheduler's sleep is
-// io_uring_enter(GETEVENTS) with the next timer's deadline as its timeout, and
-// the doorbell is an eventfd whose read is always in flight on the ring.
+// The io_uring driver. The scheduler's sleep is io_uring_enter(GETEVENTS) with
+// the next timer's deadline as its timeout; the doorbell is an eventfd whose read
+// is always in flight on the ring. Operations are prepared as SQEs when a fiber
+// asks and submitted together at the scheduler's next loop turn.
 #include <liburing.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -8,15 +9,41 @@
 #include <cerrno>
 #include <system_error>
 
-#include "sched/poller.h"
+#include "driver/io_poller.h"
+#include "fiber/detail/park.h"
+#include "sched/scheduler.h"
 
 namespace fiber::detail {
 namespace {
 
 constexpr unsigned kRingEntries = 256;
 constexpr uint64_t kDoorbellTag = 1;
+constexpr uint64_t kIgnoreTag = 0;  // cancels and linked timeouts: nobody waits on them
 
-class UringPoller final : public Poller {
+void prepare(io_uring_sqe* sqe, const IoRequest& req) {
+  switch (req.kind) {
+    case IoKind::kRecv:
+      io_uring_prep_recv(sqe, req.fd, req.buf, req.len, req.flags);
+      break;
+    case IoKind::kSend:
+      io_uring_prep_send(sqe, req.fd, req.buf, req.len, req.flags | MSG_NOSIGNAL);
+      break;
+    case IoKind::kRead:
+      io_uring_prep_read(sqe, req.fd, req.buf, static_cast<unsigned>(req.len), -1);
+      break;
+    case IoKind::kWrite:
+      io_uring_prep_write(sqe, req.fd, req.buf, static_cast<unsigned>(req.len), -1);
+      break;
+    case IoKind::kAccept:
+      io_uring_prep_accept(sqe, req.fd, req.addr, req.addrlen, SOCK_CLOEXEC);
+      break;
+    case IoKind::kConnect:
+      io_uring_prep_connect(sqe, req.fd, req.addr, static_cast<socklen_t>(req.len));
+      break;
+  }
+}
+
+class UringPoller final : public IoPoller {
  public:
   UringPoller() {
     struct io_uring_params params = {};
@@ -43,6 +70,48 @@ class UringPoller final : public Poller {
     close(doorbell_);
   }
 
+  bool has_pending() const override { return in_flight_ > 0 || io_uring_sq_ready(&ring_) > 0; }
+
+  int socket_flags() const override { return 0; }
+
+  int32_t execute(IoHandle& h, const IoRequest& req, int64_t deadline_ns) override {
+    IoOp op;
+    op.fiber = current_fiber("fiber: I/O");
+    struct __kernel_timespec ts = {};  // read by the kernel at submission, before we resume
+    reserve(deadline_ns > 0 ? 2 : 1);
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    prepare(sqe, req);
+    io_uring_sqe_set_data(sqe, &op);
+    if (deadline_ns > 0) {
+      sqe->flags |= IOSQE_IO_LINK;
+      ts.tv_sec = deadline_ns / 1000000000;
+      ts.tv_nsec = deadline_ns % 1000000000;
+      io_uring_sqe* timeout = io_uring_get_sqe(&ring_);
+      io_uring_prep_link_timeout(timeout, &ts, IORING_TIMEOUT_ABS);
+      io_uring_sqe_set_data64(timeout, kIgnoreTag);
+    }
+    ++in_flight_;
+    link_op(h, &op);
+    park();  // until the op's own CQE: see dispatch()
+    unlink_op(h, &op);
+    if (deadline_ns > 0 && !op.cancelled && (op.result == -ECANCELED || op.result == -EINTR) &&
+        now_ns() >= deadline_ns) {
+      return -ETIMEDOUT;
+    }
+    return op.result;
+  }
+
+  void cancel(IoHandle& h) override {
+    for (IoOp* op = h.ops; op != nullptr; op = op->next) {
+      if (op->cancelled) continue;
+      op->cancelled = true;
+      reserve(1);
+      io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+      io_uring_prep_cancel64(sqe, reinterpret_cast<uint64_t>(op), 0);
+      io_uring_sqe_set_data64(sqe, kIgnoreTag);
+    }
+  }
+
   void poll(int64_t timeout_ns) override {
     if (!doorbell_armed_) arm_doorbell();
     if (timeout_ns == 0) {
@@ -61,7 +130,7 @@ class UringPoller final : public Poller {
     unsigned seen = 0;
     struct io_uring_cqe* cqe;
     io_uring_for_each_cqe(&ring_, head, cqe) {
-      if (cqe->user_data == kDoorbellTag) doorbell_armed_ = false;
+      dispatch(cqe);
       ++seen;
     }
     io_uring_cq_advance(&ring_, seen);
@@ -73,13 +142,41 @@ class UringPoller final : public Poller {
   }
 
  private:
-  void arm_doorbell() {
-    struct io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-    if (sqe == nullptr) {
-      io_uring_submit(&ring_);
-      sqe = io_uring_get_sqe(&ring_);
-      if (sqe == nullptr) return;  // retried at the next poll()
+  void dispatch(const io_uring_cqe* cqe) {
+    if (cqe->user_data == kIgnoreTag) return;
+    if (cqe->user_data == kDoorbellTag) {
+      doorbell_armed_ = false;
+      return;
     }
+    auto* op = reinterpret_cast<IoOp*>(cqe->user_data);
+    op->result = cqe->res;
+    --in_flight_;
+    ready(op->fiber);  // only queues it: the op stays valid until it runs
+  }
+
+  // reserve() makes room for `n` SQEs, submitting what is queued (and reaping
+  // completions if the kernel pushes back) until there is. Never gives up: a
+  // cancel must not fail for want of an entry.
+  void reserve(unsigned n) {
+    while (io_uring_sq_space_left(&ring_) < n) {
+      int ret = io_uring_submit(&ring_);
+      if (ret < 0 && ret != -EINTR) {  // -EBUSY/-EAGAIN: completions first
+        io_uring_get_events(&ring_);
+        unsigned head;
+        unsigned seen = 0;
+        struct io_uring_cqe* cqe;
+        io_uring_for_each_cqe(&ring_, head, cqe) {
+          dispatch(cqe);
+          ++seen;
+        }
+        io_uring_cq_advance(&ring_, seen);
+      }
+    }
+  }
+
+  void arm_doorbell() {
+    reserve(1);
+    struct io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
     io_uring_prep_read(sqe, doorbell_, &doorbell_value_, sizeof doorbell_value_, 0);
     io_uring_sqe_set_data64(sqe, kDoorbellTag);
     doorbell_armed_ = true;
@@ -88,6 +185,7 @@ class UringPoller final : public Poller {
   struct io_uring ring_;
   int doorbell_ = -1;
   bool doorbell_armed_ = false;
+  size_t in_flight_ = 0;         // ops submitted or queued whose CQE has not come
   uint64_t doorbell_value_ = 0;  // written by the kernel when the read completes
 };
 

@@ -22,6 +22,9 @@ class Poller {
   // wake() makes the poll() in progress, or else the next one, return soon.
   // Thread-safe: any thread.
   virtual void wake() = 0;
+  // has_pending() is true while I/O is queued or in flight: the loop then polls
+  // (without waiting) at every turn, and does not spin before sleeping.
+  virtual bool has_pending() const { return false; }
 };
 
 // choose_driver() decides which driver a runtime will use, and why. Throws

@@ -63,6 +63,7 @@ void Scheduler::loop() {
   while (!stop_.load(std::memory_order_acquire)) {
     drain_inbox();
     fire_timers();
+    if (poller_->has_pending()) poller_->poll(0);  // submit this turn's I/O, reap completions
     if (!runq_.empty()) {
       ran_since_sleep_ = true;
       budget_ = kBudget;
@@ -74,7 +75,7 @@ void Scheduler::loop() {
       switch_context(&main_ctx_, f);
       continue;
     }
-    if (ran_since_sleep_) {
+    if (ran_since_sleep_ && !poller_->has_pending()) {
       ran_since_sleep_ = false;
       spin_before_sleep();
       if (inbox_hint_.load(std::memory_order_relaxed)) continue;

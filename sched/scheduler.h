@@ -92,6 +92,7 @@ class Scheduler {
   void cancel_timer(Timer* t) { timers_.remove(t); }
 
   Fiber* current() const { return current_; }
+  Poller* poller() const { return poller_.get(); }
   unsigned index() const { return index_; }
   Runtime* runtime() const { return runtime_; }
   // live_fibers() counts fibers started and not yet exited. Core-local.

@@ -135,33 +135,38 @@ class JoinHandle {
   detail::JoinState<T>* state_ = nullptr;
 };
 
-// spawn() is go() with a handle to the result. Throws as go() does.
+namespace detail {
 template <class F>
-auto spawn(const SpawnOptions& options, F&& f)
+auto spawn_joinable(int index, const SpawnOptions& options, F&& f)
     -> JoinHandle<std::invoke_result_t<std::decay_t<F>&&>> {
   using R = std::invoke_result_t<std::decay_t<F>&&>;
-  auto* state = new detail::JoinState<R>();
-  JoinHandle<R> handle(state);
-  detail::FnBody<detail::JoinBody<std::decay_t<F>, R>> body(
-      detail::JoinBody<std::decay_t<F>, R>(std::decay_t<F>(std::forward<F>(f)), state));
-  detail::spawn_fiber(-1, options, body);
+  auto* state = new JoinState<R>();
+  JoinHandle<R> handle(state);  // owns one reference, the body the other
+  FnBody<JoinBody<std::decay_t<F>, R>> body(
+      JoinBody<std::decay_t<F>, R>(std::decay_t<F>(std::forward<F>(f)), state));
+  spawn_fiber(index, options, body);
   return handle;
+}
+}  // namespace detail
+
+// spawn() is go() with a handle to the result. Throws as go() does.
+template <class F>
+auto spawn(const SpawnOptions& options, F&& f) {
+  return detail::spawn_joinable(-1, options, std::forward<F>(f));
 }
 template <class F>
 auto spawn(F&& f) {
-  return spawn(SpawnOptions{}, std::forward<F>(f));
+  return detail::spawn_joinable(-1, SpawnOptions{}, std::forward<F>(f));
 }
 
 // spawn_on() is go_on() with a handle to the result. Throws as go_on() does.
 template <class F>
-auto spawn_on(unsigned index, F&& f) -> JoinHandle<std::invoke_result_t<std::decay_t<F>&&>> {
-  using R = std::invoke_result_t<std::decay_t<F>&&>;
-  auto* state = new detail::JoinState<R>();
-  JoinHandle<R> handle(state);
-  detail::FnBody<detail::JoinBody<std::decay_t<F>, R>> body(
-      detail::JoinBody<std::decay_t<F>, R>(std::decay_t<F>(std::forward<F>(f)), state));
-  detail::spawn_fiber(static_cast<int>(index), SpawnOptions{}, body);
-  return handle;
+auto spawn_on(unsigned index, F&& f) {
+  return detail::spawn_joinable(static_cast<int>(index), SpawnOptions{}, std::forward<F>(f));
+}
+template <class F>
+auto spawn_on(unsigned index, const SpawnOptions& options, F&& f) {
+  return detail::spawn_joinable(static_cast<int>(index), options, std::forward<F>(f));
 }
 
 }  // namespace fiber

@@ -1,0 +1,66 @@
+#include "driver/io.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "driver/io_poller.h"
+#include "fiber/detail/park.h"
+#include "sched/scheduler.h"
+
+namespace fiber::detail {
+namespace {
+
+IoPoller& io_poller() { return *static_cast<IoPoller*>(t_scheduler->poller()); }
+
+}  // namespace
+
+void link_op(IoHandle& h, IoOp* op) {
+  op->prev = nullptr;
+  op->next = h.ops;
+  if (h.ops != nullptr) h.ops->prev = op;
+  h.ops = op;
+}
+
+void unlink_op(IoHandle& h, IoOp* op) {
+  if (op->prev != nullptr) {
+    op->prev->next = op->next;
+  } else {
+    h.ops = op->next;
+  }
+  if (op->next != nullptr) op->next->prev = op->prev;
+  op->prev = op->next = nullptr;
+  if (h.ops == nullptr && h.closer != nullptr) ready(std::exchange(h.closer, nullptr));
+}
+
+int socket_flags() {
+  current_fiber("fiber: socket");
+  return io_poller().socket_flags();
+}
+
+int32_t io_execute(IoHandle& h, const IoRequest& req, int64_t deadline_ns) {
+  current_fiber("fiber: I/O");
+  if (h.fd < 0) return -EBADF;
+  return io_poller().execute(h, req, deadline_ns);
+}
+
+void io_cancel(IoHandle& h) {
+  if (h.ops != nullptr) io_poller().cancel(h);
+}
+
+void io_close(IoHandle& h) {
+  if (h.fd < 0) return;
+  if (h.ops != nullptr) {
+    Fiber* self = current_fiber("fiber: close");
+    io_poller().cancel(h);
+    while (h.ops != nullptr) {
+      h.closer = self;
+      park();
+    }
+  }
+  if (t_scheduler != nullptr) io_poller().forget(h);
+  ::close(h.fd);
+  h.fd = -1;
+}
+
+}  // namespace fiber::detail
