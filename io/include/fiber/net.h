@@ -3,8 +3,8 @@
 // socket is ready (epoll). Errors are values (Result), never exceptions.
 //
 // Threading: a socket belongs to the core (scheduler) that created or accepted
-// it; use it, cancel it and close it on that core. Each listener has
-// SO_REUSEPORT, so every core can accept on its own listener of one port.
+// it; use it, cancel it and close it on that core. With ListenOptions::reuse_port
+// every core can accept on its own listener of one port.
 //
 // Deadlines work as Go's net.Conn: an absolute time after which operations fail
 // with std::errc::timed_out, set before the operation starts.
@@ -123,7 +123,10 @@ class TcpStream : public Socket {
 
 struct ListenOptions {
   int backlog = 1024;
-  bool reuse_port = true;  // SO_REUSEPORT: one listener per core on one port
+  // reuse_port sets SO_REUSEPORT, so that each core can have its own listener on
+  // one port. Off by default: with it, a port another process of the same user
+  // listens on is shared instead of being reported as address_in_use.
+  bool reuse_port = false;
 };
 
 class TcpListener : public Socket {

@@ -17,6 +17,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <utility>
 
 #include "fiber/detail/park.h"
 #include "fiber/runtime.h"
@@ -72,6 +73,22 @@ class CondVar {
   std::cv_status wait_for(std::unique_lock<Mutex>& lk,
                           const std::chrono::duration<Rep, Period>& d) {
     return wait_until(lk, std::chrono::steady_clock::now() + d);
+  }
+
+  // wait_until() / wait_for() with a predicate wait until pred() holds or the
+  // deadline passes; they return pred(). Fiber-only.
+  template <class Clock, class Duration, class Pred>
+  bool wait_until(std::unique_lock<Mutex>& lk,
+                  const std::chrono::time_point<Clock, Duration>& deadline, Pred pred) {
+    while (!pred()) {
+      if (wait_until(lk, deadline) == std::cv_status::timeout) return pred();
+    }
+    return true;
+  }
+  template <class Rep, class Period, class Pred>
+  bool wait_for(std::unique_lock<Mutex>& lk, const std::chrono::duration<Rep, Period>& d,
+                Pred pred) {
+    return wait_until(lk, std::chrono::steady_clock::now() + d, std::move(pred));
   }
 
   // notify_one() wakes the longest waiter, if any. Thread-safe: any thread.
