@@ -126,14 +126,7 @@ class UringPoller final : public IoPoller {
       // -ETIME (deadline) and -EINTR (signal) both just mean "look again".
       io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
     }
-    unsigned head;
-    unsigned seen = 0;
-    struct io_uring_cqe* cqe;
-    io_uring_for_each_cqe(&ring_, head, cqe) {
-      dispatch(cqe);
-      ++seen;
-    }
-    io_uring_cq_advance(&ring_, seen);
+    reap();
   }
 
   void wake() override {
@@ -162,16 +155,21 @@ class UringPoller final : public IoPoller {
       int ret = io_uring_submit(&ring_);
       if (ret < 0 && ret != -EINTR) {  // -EBUSY/-EAGAIN: completions first
         io_uring_get_events(&ring_);
-        unsigned head;
-        unsigned seen = 0;
-        struct io_uring_cqe* cqe;
-        io_uring_for_each_cqe(&ring_, head, cqe) {
-          dispatch(cqe);
-          ++seen;
-        }
-        io_uring_cq_advance(&ring_, seen);
+        reap();
       }
     }
+  }
+
+  // reap() dispatches every completion in the CQ ring.
+  void reap() {
+    unsigned head;
+    unsigned seen = 0;
+    struct io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      dispatch(cqe);
+      ++seen;
+    }
+    io_uring_cq_advance(&ring_, seen);
   }
 
   void arm_doorbell() {

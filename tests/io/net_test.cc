@@ -8,6 +8,7 @@
 #include <chrono>
 #include <numeric>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fiber/fiber.h"
@@ -48,6 +49,18 @@ void serve_echo(TcpListener& ln, int connections, WaitGroup& done) {
       done.done();
     });
   }
+}
+
+// connected_pair() connects to `ln` from a second fiber and accepts: (server
+// side, client side) of one connection.
+std::pair<TcpStream, TcpStream> connected_pair(TcpListener& ln) {
+  auto client = spawn([at = *ln.local_address()] { return TcpStream::connect(at); });
+  auto server_side = ln.accept();
+  auto conn = client.join();
+  EXPECT_TRUE(server_side) << server_side.error().message();
+  EXPECT_TRUE(conn) << conn.error().message();
+  if (!server_side || !conn) return {};
+  return {std::move(*server_side), std::move(*conn)};
 }
 
 TEST_P(NetTest, EchoesOverOneConnection) {
@@ -162,12 +175,9 @@ TEST_P(NetTest, ReadAndAcceptFailWithTimedOutAtTheirDeadline) {
         EXPECT_GE(std::chrono::steady_clock::now() - start, 20ms);
 
         ln->set_deadline({});
-        Address at = *ln->local_address();
-        auto client = spawn([at] { return TcpStream::connect(at); });
-        auto server_side = ln->accept();
-        ASSERT_TRUE(server_side);
-        auto conn = client.join();
-        ASSERT_TRUE(conn);
+        auto [server, client] = connected_pair(*ln);
+        TcpStream* server_side = &server;
+        TcpStream* conn = &client;
         conn->set_read_deadline(std::chrono::steady_clock::now() + 20ms);
         char buf[16];
         auto r = conn->read(buf);  // the peer sends nothing
@@ -188,12 +198,9 @@ TEST_P(NetTest, CloseAndCancelWakeAParkedReader) {
       [] {
         auto ln = TcpListener::bind(loopback_any_port());
         ASSERT_TRUE(ln);
-        Address at = *ln->local_address();
-        auto client = spawn([at] { return TcpStream::connect(at); });
-        auto server_side = ln->accept();
-        ASSERT_TRUE(server_side);
-        auto conn = client.join();
-        ASSERT_TRUE(conn);
+        auto [server, client] = connected_pair(*ln);
+        TcpStream* server_side = &server;
+        TcpStream* conn = &client;
 
         auto reader = spawn([&] {
           char buf[16];
@@ -245,11 +252,9 @@ TEST_P(NetTest, ErrorsAreValues) {
         EXPECT_FALSE(Address::parse("1.2.3:80"));
         EXPECT_TRUE(Address::parse("[::1]:80"));
 
-        auto client = spawn([a = *ln->local_address()] { return TcpStream::connect(a); });
-        auto server_side = ln->accept();
-        ASSERT_TRUE(server_side);
-        auto conn = client.join();
-        ASSERT_TRUE(conn);
+        auto [server, client] = connected_pair(*ln);
+        TcpStream* server_side = &server;
+        TcpStream* conn = &client;
         std::span<char> empty;
         EXPECT_EQ(conn->read(empty).error(), std::errc::invalid_argument);
         // A peer that resets: the reader gets an error value, not a crash.
