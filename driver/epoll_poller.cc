@@ -50,9 +50,6 @@ int32_t try_now(const IoRequest& r) {
   return n < 0 ? -errno : static_cast<int32_t>(n);
 }
 
-// The slot of `h` in which an op waiting for this request's readiness parks.
-IoOp*& slot(IoHandle& h, IoKind kind) { return waits_for_input(kind) ? h.reader : h.writer; }
-
 class EpollPoller final : public IoPoller {
  public:
   EpollPoller() {
@@ -111,10 +108,7 @@ class EpollPoller final : public IoPoller {
       if (r != -EAGAIN) return r;
       if (input ? h.read_ready : h.write_ready) continue;  // an edge came meanwhile
       if (deadline_ns > 0 && now_ns() >= deadline_ns) return -ETIMEDOUT;
-      // One parked reader and one parked writer per fd (a second is refused,
-      // not left unwoken).
-      if (slot(h, req.kind) != nullptr) return -EBUSY;
-      int32_t waited = wait_ready(h, req.kind, deadline_ns);
+      int32_t waited = wait_ready(h, input, deadline_ns);
       if (waited < 0) return waited;
     }
   }
@@ -122,7 +116,7 @@ class EpollPoller final : public IoPoller {
   void cancel(IoHandle& h) override {
     for (IoOp* op = h.ops; op != nullptr; op = op->next) {
       op->cancelled = true;
-      wake_slot(h.reader == op ? h.reader : h.writer == op ? h.writer : dummy_);
+      wake_op(op);
     }
   }
 
@@ -154,50 +148,49 @@ class EpollPoller final : public IoPoller {
       }
       auto* h = static_cast<IoHandle*>(events[i].data.ptr);
       uint32_t ev = events[i].events;
-      if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-        if (h->reader != nullptr) {
-          wake_slot(h->reader);
-        } else {
-          h->read_ready = true;
+      bool in = (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+      bool out = (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0;
+      bool woke_in = false, woke_out = false;
+      // Every waiter of a ready direction retries: with edge-triggered readiness
+      // there may be no further edge for one left parked.
+      for (IoOp* op = h->ops; op != nullptr; op = op->next) {
+        if (!op->parked) continue;
+        if (op->input ? in : out) {
+          (op->input ? woke_in : woke_out) = true;
+          wake_op(op);
         }
       }
-      if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
-        if (h->writer != nullptr) {
-          wake_slot(h->writer);
-        } else {
-          h->write_ready = true;
-        }
-      }
+      if (in && !woke_in) h->read_ready = true;
+      if (out && !woke_out) h->write_ready = true;
     }
   }
 
   void wake() override { eventfd_write(doorbell_, 1); }
 
  private:
-  // wait_ready() parks until `h` is ready for `kind`, the deadline passes
-  // (-ETIMEDOUT) or the op is cancelled (-ECANCELED). Whoever empties the slot
-  // (an event, the timer, a cancel) wakes the fiber, so it wakes exactly once.
-  int32_t wait_ready(IoHandle& h, IoKind kind, int64_t deadline_ns) {
+  // wait_ready() parks until `h` is ready for input (or output), the deadline
+  // passes (-ETIMEDOUT) or the op is cancelled (-ECANCELED). Whoever clears
+  // IoOp::parked (an event, the timer, a cancel) wakes the fiber, so it wakes
+  // exactly once.
+  int32_t wait_ready(IoHandle& h, bool input, int64_t deadline_ns) {
     IoOp op;
     op.fiber = current_fiber("fiber: I/O");
+    op.input = input;
+    op.parked = true;
     struct DeadlineTimer : Timer {
       EpollPoller* poller;
-      IoOp** slot;
       IoOp* op;
     } timer;
-    IoOp*& s = slot(h, kind);
-    s = &op;
     link_op(h, &op);
     if (deadline_ns > 0) {
       timer.deadline_ns = deadline_ns;
       timer.poller = this;
-      timer.slot = &s;
       timer.op = &op;
       timer.fire = [](Timer* t) {
         auto* dt = static_cast<DeadlineTimer*>(t);
-        if (*dt->slot != dt->op) return;  // woken already
+        if (!dt->op->parked) return;  // woken already
         dt->op->timed_out = true;
-        dt->poller->wake_slot(*dt->slot);
+        dt->poller->wake_op(dt->op);
       };
       t_scheduler->add_timer(&timer);
     }
@@ -210,17 +203,15 @@ class EpollPoller final : public IoPoller {
     return 0;
   }
 
-  // wake_slot() empties a waiter slot and readies the fiber parked in it.
-  void wake_slot(IoOp*& s) {
-    IoOp* op = s;
-    if (op == nullptr) return;
-    s = nullptr;
+  // wake_op() readies the fiber of a parked op, once.
+  void wake_op(IoOp* op) {
+    if (!op->parked) return;
+    op->parked = false;
     --parked_;
     ready(op->fiber);
   }
 
   size_t parked_ = 0;  // ops parked for readiness
-  IoOp* dummy_ = nullptr;
   int epfd_ = -1;
   int doorbell_ = -1;
 };

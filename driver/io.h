@@ -52,12 +52,11 @@ struct IoHandle {
   int fd = -1;
   void* owner = nullptr;  // the scheduler of the core that made it
   // epoll: registered in the epoll set; ready flags remember an edge that came
-  // while nobody waited; reader/writer are the ops parked for readiness.
+  // while nobody waited. The ops parked for readiness are those of `ops` with
+  // IoOp::parked set.
   bool registered = false;
   bool read_ready = false;
   bool write_ready = false;
-  IoOp* reader = nullptr;
-  IoOp* writer = nullptr;
   // Both drivers: every op in flight on this fd, for cancel and close.
   IoOp* ops = nullptr;
   Fiber* closer = nullptr;  // a close() waiting for the ops to drain
@@ -69,6 +68,8 @@ struct IoOp {
   int32_t result = 0;
   bool cancelled = false;  // io_cancel() asked for it
   bool timed_out = false;  // epoll: the deadline timer fired
+  bool parked = false;     // epoll: waiting for readiness; cleared by whoever wakes it
+  bool input = false;      // epoll: waiting to read (else to write)
   IoOp* prev = nullptr;
   IoOp* next = nullptr;
 };

@@ -130,6 +130,41 @@ TEST_P(NetTest, EchoesOverManyConnectionsOnBothCores) {
   EXPECT_EQ(open_fds(), fds_before);
 }
 
+TEST_P(NetTest, SeveralFibersAcceptOnOneListener) {
+  run(
+      [] {
+        auto ln = TcpListener::bind(loopback_any_port());
+        ASSERT_TRUE(ln);
+        constexpr int kAcceptors = 4, kConnections = 40;
+        int accepted = 0;
+        WaitGroup acceptors;
+        for (int a = 0; a < kAcceptors; ++a) {
+          acceptors.add(1);
+          go([&] {
+            for (;;) {
+              auto conn = ln->accept();
+              if (!conn) break;  // cancelled at the end
+              ++accepted;
+            }
+            acceptors.done();
+          });
+        }
+        yield();  // every acceptor parks on the same listener
+        Address at = *ln->local_address();
+        std::vector<TcpStream> clients;
+        for (int i = 0; i < kConnections; ++i) {
+          auto c = TcpStream::connect(at);
+          ASSERT_TRUE(c) << c.error().message();
+          clients.push_back(std::move(*c));
+        }
+        while (accepted < kConnections) yield();
+        ln->cancel();
+        acceptors.wait();
+        EXPECT_EQ(accepted, kConnections);
+      },
+      options());
+}
+
 TEST_P(NetTest, MovesAMebibyteIntactAcrossShortReadsAndWrites) {
   run(
       [] {
