@@ -41,6 +41,7 @@ int socket_flags() {
 int32_t io_execute(IoHandle& h, const IoRequest& req, int64_t deadline_ns) {
   current_fiber("fiber: I/O");
   if (h.fd < 0) return -EBADF;
+  t_scheduler->count_io();
   return io_poller().execute(h, req, deadline_ns);
 }
 

@@ -221,6 +221,14 @@ unsigned scheduler_index() { return detail::current_scheduler("fiber::scheduler_
 
 unsigned scheduler_count() { return detail::current_runtime("fiber::scheduler_count").size(); }
 
+std::vector<SchedulerStats> stats() {
+  detail::Runtime& rt = detail::current_runtime("fiber::stats");
+  std::vector<SchedulerStats> out;
+  out.reserve(rt.size());
+  for (unsigned i = 0; i < rt.size(); ++i) out.push_back(rt.scheduler(i).stats());
+  return out;
+}
+
 const DriverInfo& driver_info() { return detail::current_runtime("fiber::driver_info").driver(); }
 
 }  // namespace fiber

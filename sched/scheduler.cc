@@ -185,6 +185,18 @@ void Scheduler::adopt(Fiber* f) {
   if (live_head_ != nullptr) live_head_->live_prev = f;
   live_head_ = f;
   ++live_count_;
+  bump(spawned_);
+  alive_.store(live_count_, std::memory_order_relaxed);
+}
+
+SchedulerStats Scheduler::stats() const {
+  SchedulerStats s;
+  s.index = index_;
+  s.fibers_alive = alive_.load(std::memory_order_relaxed);
+  s.fibers_spawned = spawned_.load(std::memory_order_relaxed);
+  s.context_switches = switches_.load(std::memory_order_relaxed);
+  s.io_ops = io_ops_.load(std::memory_order_relaxed);
+  return s;
 }
 
 void Scheduler::spawn_local(FiberBody& body, size_t stack_size) {
@@ -195,6 +207,7 @@ void Scheduler::spawn_local(FiberBody& body, size_t stack_size) {
 }
 
 Context* Scheduler::next_context() {
+  bump(switches_);
   if (budget_ > 0) {
     if (Fiber* next = runq_.pop()) {
       --budget_;
@@ -236,6 +249,7 @@ void Scheduler::reclaim(Fiber* f) {
   }
   if (f->live_next != nullptr) f->live_next->live_prev = f->live_prev;
   --live_count_;
+  alive_.store(live_count_, std::memory_order_relaxed);
   free_fiber(stacks_, f);
 }
 

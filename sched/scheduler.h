@@ -97,6 +97,10 @@ class Scheduler {
   Runtime* runtime() const { return runtime_; }
   // live_fibers() counts fibers started and not yet exited. Core-local.
   size_t live_fibers() const { return live_count_; }
+  // count_io() counts an I/O operation started. Core-local.
+  void count_io() { bump(io_ops_); }
+  // stats() reads the counters. Thread-safe.
+  SchedulerStats stats() const;
 
  private:
   struct InboxItem {
@@ -104,6 +108,12 @@ class Scheduler {
     FiberBody* body;  // a fiber to start
     size_t stack_size;
   };
+
+  // bump() adds one to a counter only this thread writes: a relaxed load and
+  // store, no locked instruction, yet other threads may read it (stats()).
+  static void bump(std::atomic<uint64_t>& c) {
+    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
 
   void loop();
   void spin_before_sleep();
@@ -131,6 +141,12 @@ class Scheduler {
   std::vector<InboxItem> drained_;
   bool ran_since_sleep_ = false;
   int64_t idle_spin_ns_ = 0;
+
+  // Counters: written by this thread only, read by stats() from any thread.
+  std::atomic<uint64_t> alive_{0};
+  std::atomic<uint64_t> spawned_{0};
+  std::atomic<uint64_t> switches_{0};
+  std::atomic<uint64_t> io_ops_{0};
 
   // Cross-thread state. The inbox is the synchronisation: a producer pushes under
   // inbox_mu_, then reads sleeping_; the loop stores sleeping_ before it checks

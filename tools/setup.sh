@@ -10,6 +10,8 @@ packages=(
   libabsl-dev           # AnyInvocable, FunctionRef, ...
   libgtest-dev          # tests
   libbenchmark-dev      # micro benchmarks
+  curl                  # HTTP tests
+  node-llhttp           # the HTTP parser (llhttp C sources)
 )
 
 missing=()

@@ -25,6 +25,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "absl/functional/function_ref.h"
 #include "fiber/detail/body.h"
@@ -164,6 +165,20 @@ unsigned scheduler_index();
 // scheduler_count() is the number of schedulers of the running runtime. Throws
 // std::logic_error outside a runtime's threads.
 unsigned scheduler_count();
+
+// SchedulerStats are one scheduler's counters since run() began.
+struct SchedulerStats {
+  unsigned index = 0;
+  uint64_t fibers_alive = 0;      // started and not yet exited
+  uint64_t fibers_spawned = 0;    // started, in all
+  uint64_t context_switches = 0;  // times a fiber parked, yielded or exited
+  uint64_t io_ops = 0;            // I/O operations started
+};
+
+// stats() reads every scheduler's counters. Each counter is exact for its core
+// at some instant of the call, not a snapshot of all cores at one instant.
+// Throws std::logic_error outside a runtime's threads.
+std::vector<SchedulerStats> stats();
 
 // driver_info() says which driver the running runtime uses and why. Throws
 // std::logic_error outside a runtime's threads.
