@@ -2,6 +2,8 @@
 // deadline (nanosecond precision); the doorbell is a non-blocking eventfd. An
 // operation is tried as a non-blocking syscall; on EAGAIN its fiber parks until
 // the fd, registered edge-triggered once, is reported ready.
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -11,6 +13,7 @@
 #include <system_error>
 
 #include "driver/io_poller.h"
+#include "fiber/blocking.h"
 #include "fiber/detail/park.h"
 #include "sched/scheduler.h"
 #include "sched/timer.h"
@@ -20,8 +23,18 @@ namespace {
 
 constexpr uint64_t kDoorbellTag = 1;
 
-bool waits_for_input(IoKind kind) {
-  return kind == IoKind::kRecv || kind == IoKind::kRead || kind == IoKind::kAccept;
+bool waits_for_input(const IoRequest& r) {
+  switch (r.kind) {
+    case IoKind::kRecv:
+    case IoKind::kRead:
+    case IoKind::kRecvMsg:
+    case IoKind::kAccept:
+      return true;
+    case IoKind::kPoll:
+      return (r.flags & POLLIN) != 0;
+    default:
+      return false;
+  }
 }
 
 // try_now() makes the request as a non-blocking syscall: >= 0 or -errno.
@@ -45,6 +58,32 @@ int32_t try_now(const IoRequest& r) {
       break;
     case IoKind::kConnect:
       n = ::connect(r.fd, r.addr, static_cast<socklen_t>(r.len));
+      break;
+    case IoKind::kRecvMsg:
+      n = ::recvmsg(r.fd, r.msg, r.flags | MSG_DONTWAIT);
+      break;
+    case IoKind::kSendMsg:
+      n = ::sendmsg(r.fd, r.msg, r.flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+      break;
+    case IoKind::kPoll: {
+      struct pollfd p = {r.fd, static_cast<short>(r.flags), 0};
+      n = ::poll(&p, 1, 0);
+      if (n == 0) return -EAGAIN;
+      if (n > 0) n = p.revents;
+      break;
+    }
+    // File kinds block; they run on the pool (see EpollPoller::execute).
+    case IoKind::kReadAt:
+      n = ::pread(r.fd, r.buf, r.len, static_cast<off_t>(r.offset));
+      break;
+    case IoKind::kWriteAt:
+      n = ::pwrite(r.fd, r.buf, r.len, static_cast<off_t>(r.offset));
+      break;
+    case IoKind::kFsync:
+      n = ::fsync(r.fd);
+      break;
+    case IoKind::kOpenAt:
+      n = ::openat(AT_FDCWD, r.path, r.flags, r.mode);
       break;
   }
   return n < 0 ? -errno : static_cast<int32_t>(n);
@@ -82,6 +121,7 @@ class EpollPoller final : public IoPoller {
   int socket_flags() const override { return SOCK_NONBLOCK; }
 
   int32_t execute(IoHandle& h, const IoRequest& req, int64_t deadline_ns) override {
+    if (is_file_kind(req.kind)) return execute_on_pool(h, req);
     if (!h.registered) {
       struct epoll_event ev = {};
       ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
@@ -89,7 +129,7 @@ class EpollPoller final : public IoPoller {
       if (epoll_ctl(epfd_, EPOLL_CTL_ADD, h.fd, &ev) != 0) return -errno;
       h.registered = true;
     }
-    const bool input = waits_for_input(req.kind);
+    const bool input = waits_for_input(req);
     bool connecting = false;
     for (;;) {
       (input ? h.read_ready : h.write_ready) = false;
@@ -168,6 +208,19 @@ class EpollPoller final : public IoPoller {
   void wake() override { eventfd_write(doorbell_, 1); }
 
  private:
+  // execute_on_pool() runs a file request on the spawn_blocking() pool. The op
+  // is linked while it runs, so close() waits for it: the fd cannot be closed
+  // (and its number reused) under the pool thread.
+  int32_t execute_on_pool(IoHandle& h, const IoRequest& req) {
+    IoOp op;
+    op.fiber = current_fiber("fiber: I/O");
+    link_op(h, &op);
+    int32_t r = 0;
+    run_blocking([&]() noexcept { r = try_now(req); });
+    unlink_op(h, &op);
+    return r;
+  }
+
   // wait_ready() parks until `h` is ready for input (or output), the deadline
   // passes (-ETIMEDOUT) or the op is cancelled (-ECANCELED). Whoever clears
   // IoOp::parked (an event, the timer, a cancel) wakes the fiber, so it wakes

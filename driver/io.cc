@@ -45,11 +45,31 @@ int32_t io_execute(IoHandle& h, const IoRequest& req, int64_t deadline_ns) {
   return io_poller().execute(h, req, deadline_ns);
 }
 
+int32_t io_open(const IoRequest& req) {
+  current_fiber("fiber: open");
+  IoHandle scratch;  // no fd yet: nothing can cancel or close it
+  t_scheduler->count_io();
+  return io_poller().execute(scratch, req, 0);
+}
+
 void io_cancel(IoHandle& h) {
-  if (h.ops != nullptr) io_poller().cancel(h);
+  auto* owner = static_cast<Scheduler*>(h.owner);
+  if (t_scheduler == owner) {
+    if (h.ops != nullptr) io_poller().cancel(h);
+    return;
+  }
+  // Another core: the op list is the owner's, so the cancel runs there, in a
+  // small fiber. The count keeps the handle alive until it has run.
+  h.remote_cancels.fetch_add(1, std::memory_order_relaxed);
+  go_on(owner->index(), [hp = &h] {
+    if (hp->fd >= 0 && hp->ops != nullptr) io_poller().cancel(*hp);
+    hp->remote_cancels.fetch_sub(1, std::memory_order_release);
+  });
 }
 
 void io_close(IoHandle& h) {
+  // Owner core only. Cancels posted from elsewhere run here; let them.
+  while (h.remote_cancels.load(std::memory_order_acquire) > 0) yield();
   if (h.fd < 0) return;
   if (h.ops != nullptr) {
     Fiber* self = current_fiber("fiber: close");

@@ -17,6 +17,7 @@
 
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -26,12 +27,22 @@
 namespace fiber::detail {
 
 enum class IoKind : uint8_t {
+  // Sockets and pipes: waited for with readiness under epoll.
   kRecv,     // recv(fd, buf, len, flags)
   kSend,     // send(fd, buf, len, flags | MSG_NOSIGNAL)
   kRead,     // read(fd, buf, len)
   kWrite,    // write(fd, buf, len)
+  kRecvMsg,  // recvmsg(fd, msg, flags): UDP datagrams, scatter reads
+  kSendMsg,  // sendmsg(fd, msg, flags | MSG_NOSIGNAL): UDP datagrams, gather writes
   kAccept,   // accept4(fd, addr, addrlen, SOCK_CLOEXEC [| SOCK_NONBLOCK])
   kConnect,  // connect(fd, addr, len)
+  kPoll,     // poll(fd, flags = POLLIN or POLLOUT): the revents
+  // Regular files: epoll cannot wait on them, so under epoll these run on the
+  // spawn_blocking() pool (and cannot be cancelled once started).
+  kReadAt,   // pread(fd, buf, len, offset)
+  kWriteAt,  // pwrite(fd, buf, len, offset)
+  kFsync,    // fsync(fd)
+  kOpenAt,   // openat(AT_FDCWD, path, flags, mode): the new fd; ignores the handle's fd
 };
 
 struct IoRequest {
@@ -42,7 +53,14 @@ struct IoRequest {
   int flags = 0;
   sockaddr* addr = nullptr;
   socklen_t* addrlen = nullptr;
+  msghdr* msg = nullptr;       // kRecvMsg, kSendMsg
+  uint64_t offset = 0;         // kReadAt, kWriteAt
+  const char* path = nullptr;  // kOpenAt
+  unsigned mode = 0;           // kOpenAt
 };
+
+// is_file_kind() tells the kinds a readiness driver cannot wait for.
+inline bool is_file_kind(IoKind kind) { return kind >= IoKind::kReadAt; }
 
 struct IoOp;
 
@@ -60,6 +78,9 @@ struct IoHandle {
   // Both drivers: every op in flight on this fd, for cancel and close.
   IoOp* ops = nullptr;
   Fiber* closer = nullptr;  // a close() waiting for the ops to drain
+  // Cancels posted from other cores and not yet run on the owner: close() waits
+  // for them, so none runs on a freed handle.
+  std::atomic<int> remote_cancels{0};
 };
 
 // IoOp is one operation in progress; it lives on the parked fiber's stack.
@@ -83,13 +104,18 @@ int socket_flags();
 // 0 = none) passes; -ECANCELED after io_cancel() or io_close().
 int32_t io_execute(IoHandle& h, const IoRequest& req, int64_t deadline_ns);
 
+// io_open() runs a kOpenAt request (no fd yet): the new fd or -errno.
+int32_t io_open(const IoRequest& req);
+
 // io_cancel() makes every op in flight on `h` return -ECANCELED (or its natural
 // result if it completed first). Returns at once; the ops return once the kernel
-// let go of them.
+// let go of them. Callable from any thread of the runtime: from another core it
+// is posted to the owner's core (ops started before it runs there are cancelled).
 void io_cancel(IoHandle& h);
 
 // io_close() cancels the ops in flight, waits until each has returned, then
-// closes the fd. Safe to call with nothing in flight; idempotent.
+// closes the fd. Safe to call with nothing in flight; idempotent. Also waits for
+// cancels posted from other cores (see io_cancel()).
 void io_close(IoHandle& h);
 
 }  // namespace fiber::detail

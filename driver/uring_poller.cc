@@ -2,6 +2,7 @@
 // the next timer's deadline as its timeout; the doorbell is an eventfd whose read
 // is always in flight on the ring. Operations are prepared as SQEs when a fiber
 // asks and submitted together at the scheduler's next loop turn.
+#include <fcntl.h>
 #include <liburing.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -39,6 +40,27 @@ void prepare(io_uring_sqe* sqe, const IoRequest& req) {
       break;
     case IoKind::kConnect:
       io_uring_prep_connect(sqe, req.fd, req.addr, static_cast<socklen_t>(req.len));
+      break;
+    case IoKind::kRecvMsg:
+      io_uring_prep_recvmsg(sqe, req.fd, req.msg, static_cast<unsigned>(req.flags));
+      break;
+    case IoKind::kSendMsg:
+      io_uring_prep_sendmsg(sqe, req.fd, req.msg, static_cast<unsigned>(req.flags | MSG_NOSIGNAL));
+      break;
+    case IoKind::kPoll:
+      io_uring_prep_poll_add(sqe, req.fd, static_cast<unsigned>(req.flags));
+      break;
+    case IoKind::kReadAt:
+      io_uring_prep_read(sqe, req.fd, req.buf, static_cast<unsigned>(req.len), req.offset);
+      break;
+    case IoKind::kWriteAt:
+      io_uring_prep_write(sqe, req.fd, req.buf, static_cast<unsigned>(req.len), req.offset);
+      break;
+    case IoKind::kFsync:
+      io_uring_prep_fsync(sqe, req.fd, 0);
+      break;
+    case IoKind::kOpenAt:
+      io_uring_prep_openat(sqe, AT_FDCWD, req.path, req.flags, req.mode);
       break;
   }
 }

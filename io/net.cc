@@ -1,13 +1,20 @@
 #include "fiber/net.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstddef>
+#include <cstring>
 
 #include "driver/io.h"
+#include "fiber/blocking.h"
 #include "fiber/detail/park.h"
 #include "sched/scheduler.h"
 
@@ -27,11 +34,80 @@ int32_t run(detail::IoHandle& h, detail::IoRequest req, Deadline deadline) {
   return detail::io_execute(h, req, to_ns(deadline));
 }
 
-// new_socket() makes a socket of `family` with the flags the running driver needs.
-Result<int> new_socket(int family) {
-  int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC | detail::socket_flags(), 0);
+// kMaxIo caps one transfer: the kernel moves at most ~2 GiB per call, and the
+// result must fit the int32 of a completion.
+constexpr size_t kMaxIo = size_t{1} << 30;
+
+// new_socket() makes a socket with the flags the running driver needs.
+Result<int> new_socket(int family, int type = SOCK_STREAM) {
+  int fd = ::socket(family, type | SOCK_CLOEXEC | detail::socket_flags(), 0);
   if (fd < 0) return last_error();
   return fd;
+}
+
+Deadline deadline_after(std::chrono::nanoseconds timeout) {
+  if (timeout.count() <= 0) return Deadline{};
+  return std::chrono::steady_clock::now() +
+         std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout);
+}
+
+// connect_fd() connects the fresh socket `s` to `addr`.
+Result<void> connect_fd(detail::IoHandle& h, const sockaddr* addr, socklen_t len,
+                        Deadline deadline) {
+  detail::IoRequest req{detail::IoKind::kConnect, h.fd};
+  req.addr = const_cast<sockaddr*>(addr);
+  req.len = len;
+  int32_t r = run(h, req, deadline);
+  if (r < 0) return detail::errno_code(r);
+  return {};
+}
+
+// unix_address() fills `sun` from `path` ('@' first: abstract namespace).
+Result<socklen_t> unix_address(std::string_view path, sockaddr_un* sun) {
+  *sun = {};
+  sun->sun_family = AF_UNIX;
+  if (path.empty() || path.find('\0') != std::string_view::npos) return std::errc::invalid_argument;
+  if (path.size() >= sizeof sun->sun_path) return std::errc::filename_too_long;
+  path.copy(sun->sun_path, path.size());
+  if (path.front() == '@') sun->sun_path[0] = '\0';
+  // Abstract names are exactly as long as given; file names end with a NUL.
+  size_t used = path.size() + (path.front() == '@' ? 0 : 1);
+  return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + used);
+}
+
+// accept_fd() accepts one connection on the listener `h`.
+Result<int> accept_fd(detail::IoHandle& h, sockaddr* addr, socklen_t* addrlen, Deadline deadline) {
+  detail::IoRequest req{detail::IoKind::kAccept, h.fd};
+  req.addr = addr;
+  req.addrlen = addrlen;
+  int32_t r = run(h, req, deadline);
+  if (r < 0) return detail::errno_code(r);
+  return r;
+}
+
+// listen_fd() binds and listens.
+Result<void> listen_fd(int fd, const sockaddr* addr, socklen_t len, int backlog) {
+  if (::bind(fd, addr, len) != 0) return last_error();
+  if (::listen(fd, backlog) != 0) return last_error();
+  return {};
+}
+
+// msg_io() runs a kRecvMsg or kSendMsg request.
+Result<size_t> msg_io(detail::IoHandle& h, detail::IoKind kind, msghdr* msg, Deadline deadline) {
+  detail::IoRequest req{kind, h.fd};
+  req.msg = msg;
+  int32_t r = run(h, req, deadline);
+  if (r < 0) return detail::errno_code(r);
+  return static_cast<size_t>(r);
+}
+
+// poll_fd() parks until `h` is ready for `events` (POLLIN or POLLOUT).
+Result<void> poll_fd(detail::IoHandle& h, int events, Deadline deadline) {
+  detail::IoRequest req{detail::IoKind::kPoll, h.fd};
+  req.flags = events;
+  int32_t r = run(h, req, deadline);
+  if (r < 0) return detail::errno_code(r);
+  return {};
 }
 
 }  // namespace
@@ -124,43 +200,36 @@ bool Socket::is_open() const { return h_ != nullptr && h_->fd >= 0; }
 
 int Socket::fd() const { return h_ != nullptr ? h_->fd : -1; }
 
+Result<void> Socket::wait_readable() {
+  if (!is_open()) return std::errc::bad_file_descriptor;
+  return poll_fd(*h_, POLLIN, read_deadline_);
+}
+
+Result<void> Socket::wait_writable() {
+  if (!is_open()) return std::errc::bad_file_descriptor;
+  return poll_fd(*h_, POLLOUT, write_deadline_);
+}
+
 Result<Address> Socket::local_address() const {
   Address a;
   if (getsockname(fd(), a.data(), a.size_ptr()) != 0) return last_error();
   return a;
 }
 
-// --- TcpStream ---------------------------------------------------------------
+// --- Stream ------------------------------------------------------------------
 
-Result<TcpStream> TcpStream::connect(const Address& to, std::chrono::nanoseconds timeout) {
-  Result<int> fd = new_socket(to.family());
-  if (!fd) return fd.error();
-  TcpStream s(*fd);
-  Deadline deadline{};
-  if (timeout.count() > 0) {
-    deadline = std::chrono::steady_clock::now() +
-               std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout);
-  }
-  detail::IoRequest req{detail::IoKind::kConnect, *fd};
-  req.addr = const_cast<sockaddr*>(to.data());
-  req.len = to.size();
-  int32_t r = run(*s.h_, req, deadline);
-  if (r < 0) return detail::errno_code(r);
-  return s;
-}
-
-Result<size_t> TcpStream::read(std::span<char> buf) {
+Result<size_t> Stream::read(std::span<char> buf) {
   if (buf.empty()) return std::errc::invalid_argument;
   if (!is_open()) return std::errc::bad_file_descriptor;
   detail::IoRequest req{detail::IoKind::kRecv, fd()};
   req.buf = buf.data();
-  req.len = buf.size();
+  req.len = std::min(buf.size(), kMaxIo);
   int32_t r = run(*h_, req, read_deadline_);
   if (r < 0) return detail::errno_code(r);
   return static_cast<size_t>(r);
 }
 
-Result<void> TcpStream::read_exact(std::span<char> buf) {
+Result<void> Stream::read_exact(std::span<char> buf) {
   while (!buf.empty()) {
     Result<size_t> n = read(buf);
     if (!n) return n.error();
@@ -170,18 +239,18 @@ Result<void> TcpStream::read_exact(std::span<char> buf) {
   return {};
 }
 
-Result<size_t> TcpStream::write(std::span<const char> buf) {
+Result<size_t> Stream::write(std::span<const char> buf) {
   if (buf.empty()) return size_t{0};
   if (!is_open()) return std::errc::bad_file_descriptor;
   detail::IoRequest req{detail::IoKind::kSend, fd()};
   req.buf = const_cast<char*>(buf.data());
-  req.len = buf.size();
+  req.len = std::min(buf.size(), kMaxIo);
   int32_t r = run(*h_, req, write_deadline_);
   if (r < 0) return detail::errno_code(r);
   return static_cast<size_t>(r);
 }
 
-Result<void> TcpStream::write_all(std::span<const char> buf) {
+Result<void> Stream::write_all(std::span<const char> buf) {
   while (!buf.empty()) {
     Result<size_t> n = write(buf);
     if (!n) return n.error();
@@ -190,9 +259,76 @@ Result<void> TcpStream::write_all(std::span<const char> buf) {
   return {};
 }
 
-Result<void> TcpStream::shutdown(int how) {
+namespace {
+
+// Builds the iovec array of a readv/writev call; the total is capped at kMaxIo.
+template <class Span>
+Result<size_t> fill_iov(std::span<const Span> bufs, iovec* iov) {
+  if (bufs.size() > Stream::kMaxIov) return std::errc::invalid_argument;
+  size_t total = 0;
+  for (size_t i = 0; i < bufs.size(); ++i) {
+    size_t len = std::min(bufs[i].size(), kMaxIo - total);
+    iov[i].iov_base = const_cast<char*>(bufs[i].data());
+    iov[i].iov_len = len;
+    total += len;
+  }
+  return total;
+}
+
+}  // namespace
+
+Result<size_t> Stream::readv(std::span<const std::span<char>> bufs) {
+  iovec iov[kMaxIov];
+  Result<size_t> total = fill_iov(bufs, iov);
+  if (!total) return total.error();
+  if (*total == 0) return std::errc::invalid_argument;
+  if (!is_open()) return std::errc::bad_file_descriptor;
+  msghdr msg = {};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = bufs.size();
+  return msg_io(*h_, detail::IoKind::kRecvMsg, &msg, read_deadline_);
+}
+
+Result<size_t> Stream::writev(std::span<const std::span<const char>> bufs) {
+  iovec iov[kMaxIov];
+  Result<size_t> total = fill_iov(bufs, iov);
+  if (!total) return total.error();
+  if (*total == 0) return size_t{0};
+  if (!is_open()) return std::errc::bad_file_descriptor;
+  msghdr msg = {};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = bufs.size();
+  return msg_io(*h_, detail::IoKind::kSendMsg, &msg, write_deadline_);
+}
+
+Result<void> Stream::shutdown(int how) {
+  if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR) return std::errc::invalid_argument;
   if (::shutdown(fd(), how) != 0) return last_error();
   return {};
+}
+
+// --- TcpStream ---------------------------------------------------------------
+
+Result<TcpStream> TcpStream::connect(const Address& to, std::chrono::nanoseconds timeout) {
+  if (to.family() != AF_INET && to.family() != AF_INET6) return std::errc::invalid_argument;
+  Result<int> fd = new_socket(to.family());
+  if (!fd) return fd.error();
+  TcpStream s(*fd);
+  Result<void> r = connect_fd(*s.h_, to.data(), to.size(), deadline_after(timeout));
+  if (!r) return r.error();
+  return s;
+}
+
+Result<TcpStream> TcpStream::dial(std::string_view host_port, std::chrono::nanoseconds timeout) {
+  Result<std::vector<Address>> addrs = resolve(host_port);
+  if (!addrs) return addrs.error();
+  std::error_code last = std::make_error_code(std::errc::host_unreachable);
+  for (const Address& a : *addrs) {
+    Result<TcpStream> s = connect(a, timeout);
+    if (s) return s;
+    last = s.error();
+  }
+  return last;
 }
 
 Result<void> TcpStream::set_nodelay(bool on) {
@@ -211,6 +347,7 @@ Result<Address> TcpStream::peer_address() const {
 
 Result<TcpListener> TcpListener::bind(const Address& at, const ListenOptions& options) {
   if (options.backlog <= 0) return std::errc::invalid_argument;
+  if (at.family() != AF_INET && at.family() != AF_INET6) return std::errc::invalid_argument;
   Result<int> fd = new_socket(at.family());
   if (!fd) return fd.error();
   TcpListener l;
@@ -220,8 +357,8 @@ Result<TcpListener> TcpListener::bind(const Address& at, const ListenOptions& op
   if (options.reuse_port && setsockopt(*fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
     return last_error();
   }
-  if (::bind(*fd, at.data(), at.size()) != 0) return last_error();
-  if (::listen(*fd, options.backlog) != 0) return last_error();
+  Result<void> r = listen_fd(*fd, at.data(), at.size(), options.backlog);
+  if (!r) return r.error();
   return l;
 }
 
@@ -230,12 +367,167 @@ Result<TcpStream> TcpListener::accept(Address* peer) {
   Address scratch;
   Address* a = peer != nullptr ? peer : &scratch;
   *a->size_ptr() = sizeof(sockaddr_storage);
-  detail::IoRequest req{detail::IoKind::kAccept, fd()};
-  req.addr = a->data();
-  req.addrlen = a->size_ptr();
-  int32_t r = run(*h_, req, read_deadline_);
-  if (r < 0) return detail::errno_code(r);
-  return TcpStream(r);
+  Result<int> fd = accept_fd(*h_, a->data(), a->size_ptr(), read_deadline_);
+  if (!fd) return fd.error();
+  return TcpStream(*fd);
+}
+
+// --- Unix-domain streams -------------------------------------------------------
+
+Result<UnixStream> UnixStream::connect(std::string_view path, std::chrono::nanoseconds timeout) {
+  sockaddr_un sun;
+  Result<socklen_t> len = unix_address(path, &sun);
+  if (!len) return len.error();
+  Result<int> fd = new_socket(AF_UNIX);
+  if (!fd) return fd.error();
+  UnixStream s(*fd);
+  Result<void> r =
+      connect_fd(*s.h_, reinterpret_cast<const sockaddr*>(&sun), *len, deadline_after(timeout));
+  if (!r) return r.error();
+  return s;
+}
+
+Result<std::pair<UnixStream, UnixStream>> UnixStream::pair() {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | detail::socket_flags(), 0, fds) != 0) {
+    return last_error();
+  }
+  return std::pair<UnixStream, UnixStream>(UnixStream(fds[0]), UnixStream(fds[1]));
+}
+
+Result<UnixListener> UnixListener::bind(std::string_view path, const ListenOptions& options) {
+  if (options.backlog <= 0) return std::errc::invalid_argument;
+  sockaddr_un sun;
+  Result<socklen_t> len = unix_address(path, &sun);
+  if (!len) return len.error();
+  Result<int> fd = new_socket(AF_UNIX);
+  if (!fd) return fd.error();
+  UnixListener l;
+  static_cast<Socket&>(l) = Socket(*fd);
+  Result<void> r = listen_fd(*fd, reinterpret_cast<const sockaddr*>(&sun), *len, options.backlog);
+  if (!r) return r.error();
+  return l;
+}
+
+Result<UnixStream> UnixListener::accept() {
+  if (!is_open()) return std::errc::bad_file_descriptor;
+  Result<int> fd = accept_fd(*h_, nullptr, nullptr, read_deadline_);
+  if (!fd) return fd.error();
+  return UnixStream(*fd);
+}
+
+// --- UDP -------------------------------------------------------------------------
+
+Result<UdpSocket> UdpSocket::bind(const Address& at) {
+  if (at.family() != AF_INET && at.family() != AF_INET6) return std::errc::invalid_argument;
+  Result<int> fd = new_socket(at.family(), SOCK_DGRAM);
+  if (!fd) return fd.error();
+  UdpSocket s(*fd);
+  if (::bind(*fd, at.data(), at.size()) != 0) return last_error();
+  return s;
+}
+
+Result<void> UdpSocket::connect(const Address& peer) {
+  if (!is_open()) return std::errc::bad_file_descriptor;
+  // A datagram connect only records the peer: it never blocks.
+  if (::connect(fd(), peer.data(), peer.size()) != 0) return last_error();
+  return {};
+}
+
+Result<size_t> UdpSocket::send_to(std::span<const char> buf, const Address& to) {
+  if (!is_open()) return std::errc::bad_file_descriptor;
+  iovec iov{const_cast<char*>(buf.data()), buf.size()};
+  msghdr msg = {};
+  msg.msg_name = const_cast<sockaddr*>(to.data());
+  msg.msg_namelen = to.size();
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  return msg_io(*h_, detail::IoKind::kSendMsg, &msg, write_deadline_);
+}
+
+Result<size_t> UdpSocket::recv_from(std::span<char> buf, Address* from) {
+  if (buf.empty()) return std::errc::invalid_argument;
+  if (!is_open()) return std::errc::bad_file_descriptor;
+  Address scratch;
+  Address* a = from != nullptr ? from : &scratch;
+  iovec iov{buf.data(), std::min(buf.size(), kMaxIo)};
+  msghdr msg = {};
+  msg.msg_name = a->data();
+  msg.msg_namelen = sizeof(sockaddr_storage);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  Result<size_t> n = msg_io(*h_, detail::IoKind::kRecvMsg, &msg, read_deadline_);
+  if (n) *a->size_ptr() = msg.msg_namelen;
+  return n;
+}
+
+Result<size_t> UdpSocket::send(std::span<const char> buf) {
+  if (!is_open()) return std::errc::bad_file_descriptor;
+  iovec iov{const_cast<char*>(buf.data()), buf.size()};
+  msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  return msg_io(*h_, detail::IoKind::kSendMsg, &msg, write_deadline_);
+}
+
+Result<size_t> UdpSocket::recv(std::span<char> buf) { return recv_from(buf, nullptr); }
+
+// --- name resolution ---------------------------------------------------------------
+
+namespace {
+
+class ResolverCategory final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "resolver"; }
+  std::string message(int code) const override { return gai_strerror(code); }
+};
+
+}  // namespace
+
+const std::error_category& resolver_category() {
+  static const ResolverCategory category;
+  return category;
+}
+
+Result<std::vector<Address>> resolve(std::string_view host_port) {
+  if (Result<Address> numeric = Address::parse(host_port)) {
+    return std::vector<Address>{*numeric};
+  }
+  size_t colon = host_port.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == host_port.size() ||
+      host_port.find('\0') != std::string_view::npos) {
+    return std::errc::invalid_argument;
+  }
+  std::string host(host_port.substr(0, colon));
+  std::string service(host_port.substr(colon + 1));
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  std::vector<Address> out;
+  int sys_errno = 0;
+  int rc = spawn_blocking([&] {
+    addrinfo hints = {};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* list = nullptr;
+    int r = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &list);
+    if (r == EAI_SYSTEM) sys_errno = errno;  // the pool thread's errno
+    if (r != 0) return r;
+    for (addrinfo* ai = list; ai != nullptr; ai = ai->ai_next) {
+      if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
+      if (ai->ai_addrlen > sizeof(sockaddr_storage)) continue;
+      Address a;
+      std::memcpy(a.data(), ai->ai_addr, ai->ai_addrlen);
+      *a.size_ptr() = ai->ai_addrlen;
+      out.push_back(a);
+    }
+    ::freeaddrinfo(list);
+    return 0;
+  });
+  if (rc == EAI_SYSTEM) return std::error_code(sys_errno, std::generic_category());
+  if (rc != 0) return std::error_code(rc, resolver_category());
+  if (out.empty()) return std::error_code(EAI_NONAME, resolver_category());
+  return out;
 }
 
 }  // namespace fiber

@@ -1,10 +1,12 @@
-// TCP for fibers: TcpListener and TcpStream. Calls look blocking: they park the
-// calling fiber, never the thread, until the kernel answers (io_uring) or the
-// socket is ready (epoll). Errors are values (Result), never exceptions.
+// Sockets for fibers: TCP (TcpListener, TcpStream), Unix-domain streams
+// (UnixListener, UnixStream), UDP (UdpSocket) and name resolution. Calls look
+// blocking: they park the calling fiber, never the thread, until the kernel
+// answers (io_uring) or the socket is ready (epoll). Errors are values (Result),
+// never exceptions.
 //
 // Threading: a socket belongs to the core (scheduler) that created or accepted
-// it; use it, cancel it and close it on that core. With ListenOptions::reuse_port
-// every core can accept on its own listener of one port.
+// it; use it and close it on that core (cancel() works from any core). With
+// ListenOptions::reuse_port every core can accept on its own listener of one port.
 //
 // Deadlines work as Go's net.Conn: an absolute time after which operations fail
 // with std::errc::timed_out, set before the operation starts.
@@ -35,6 +37,9 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
 
 #include "fiber/result.h"
 
@@ -47,8 +52,8 @@ struct IoHandle;
 class Address {
  public:
   Address() = default;
-  // parse() reads "1.2.3.4:80" or "[::1]:80" (numeric hosts only; resolving
-  // names arrives with the resolver). Fails with std::errc::invalid_argument.
+  // parse() reads "1.2.3.4:80" or "[::1]:80" (numeric hosts only; see
+  // resolve() for names). Fails with std::errc::invalid_argument.
   static Result<Address> parse(std::string_view host_port);
 
   uint16_t port() const;
@@ -66,7 +71,7 @@ class Address {
 
 using Deadline = std::chrono::steady_clock::time_point;  // Deadline{} means none
 
-// Socket is what TcpStream and TcpListener share: an owned fd and its deadlines.
+// Socket is what every socket type shares: an owned fd and its deadlines.
 class Socket {
  public:
   Socket();
@@ -76,15 +81,25 @@ class Socket {
   ~Socket();
 
   // close() cancels operations in flight, waits for the kernel to let go of
-  // them, then closes the fd. Idempotent.
+  // them, then closes the fd. Idempotent. On the socket's own core.
   void close();
   // cancel() makes the operations parked on this socket return
-  // std::errc::operation_canceled. Core-local.
+  // std::errc::operation_canceled; the socket stays usable. Callable from any
+  // fiber or thread of the runtime: from another core it takes effect once the
+  // owner core runs it (operations that started before then are cancelled).
+  // The socket must outlive the call.
   void cancel();
 
+  // Deadlines apply to operations that start after they are set.
   void set_deadline(Deadline d) { read_deadline_ = write_deadline_ = d; }
   void set_read_deadline(Deadline d) { read_deadline_ = d; }
   void set_write_deadline(Deadline d) { write_deadline_ = d; }
+
+  // wait_readable() / wait_writable() park until the socket is ready (or its
+  // read / write deadline passes), without moving any data: for code that does
+  // its own non-blocking I/O on fd().
+  Result<void> wait_readable();
+  Result<void> wait_writable();
 
   bool is_open() const;
   int fd() const;
@@ -96,27 +111,46 @@ class Socket {
   Deadline write_deadline_{};
 };
 
-class TcpStream : public Socket {
+// Stream is a connected byte stream: what TcpStream and UnixStream share.
+// Fiber-only: the calls park the caller.
+class Stream : public Socket {
+ public:
+  Stream() = default;
+  explicit Stream(int fd) : Socket(fd) {}
+
+  // read() reads at most buf.size() bytes (at most 1 GiB per call); 0 means end
+  // of stream. An empty buffer is std::errc::invalid_argument.
+  Result<size_t> read(std::span<char> buf);
+  // read_exact() fills `buf`; end of stream first is std::errc::connection_aborted.
+  Result<void> read_exact(std::span<char> buf);
+  // write() writes some of `buf` (at least one byte unless it is empty). A
+  // write to a connection the peer closed is an error (EPIPE), never SIGPIPE.
+  Result<size_t> write(std::span<const char> buf);
+  // write_all() writes all of `buf`, across short writes.
+  Result<void> write_all(std::span<const char> buf);
+  // readv() / writev() scatter and gather: one system call or submission for
+  // up to kMaxIov buffers; the total moved, which may be short.
+  static constexpr size_t kMaxIov = 64;
+  Result<size_t> readv(std::span<const std::span<char>> bufs);
+  Result<size_t> writev(std::span<const std::span<const char>> bufs);
+  // shutdown() shuts down reading (SHUT_RD), writing (SHUT_WR) or both.
+  Result<void> shutdown(int how = SHUT_WR);
+};
+
+class TcpStream : public Stream {
  public:
   TcpStream() = default;
-  explicit TcpStream(int fd) : Socket(fd) {}
+  explicit TcpStream(int fd) : Stream(fd) {}
 
   // connect() opens a connection; fails with timed_out after `timeout` (zero:
   // no timeout), connection_refused, ... Fiber-only: parks the caller.
   static Result<TcpStream> connect(const Address& to,
                                    std::chrono::nanoseconds timeout = std::chrono::nanoseconds{0});
+  // dial() resolves "host:port" (see resolve()) and connects to the addresses
+  // in turn until one answers, like Go's net.Dial; `timeout` bounds each attempt.
+  static Result<TcpStream> dial(std::string_view host_port,
+                                std::chrono::nanoseconds timeout = std::chrono::nanoseconds{0});
 
-  // read() reads at most buf.size() bytes; 0 means end of stream. An empty
-  // buffer is std::errc::invalid_argument. Fiber-only: parks the caller.
-  Result<size_t> read(std::span<char> buf);
-  // read_exact() fills `buf`; end of stream first is std::errc::connection_aborted.
-  Result<void> read_exact(std::span<char> buf);
-  // write() writes some of `buf` (at least one byte unless it is empty).
-  Result<size_t> write(std::span<const char> buf);
-  // write_all() writes all of `buf`, across short writes.
-  Result<void> write_all(std::span<const char> buf);
-  // shutdown() shuts down reading (SHUT_RD), writing (SHUT_WR) or both.
-  Result<void> shutdown(int how = SHUT_WR);
   Result<void> set_nodelay(bool on);
   Result<Address> peer_address() const;
 };
@@ -141,5 +175,59 @@ class TcpListener : public Socket {
   // table is full (back off and retry). Fiber-only: parks the caller.
   Result<TcpStream> accept(Address* peer = nullptr);
 };
+
+// Unix-domain stream sockets. A path that starts with '@' names an abstract
+// socket (Linux: no file). A path longer than sockaddr_un allows is
+// std::errc::filename_too_long. The listener does not remove its socket file;
+// bind() to an existing file fails with address_in_use.
+class UnixStream : public Stream {
+ public:
+  UnixStream() = default;
+  explicit UnixStream(int fd) : Stream(fd) {}
+
+  static Result<UnixStream> connect(std::string_view path,
+                                    std::chrono::nanoseconds timeout = std::chrono::nanoseconds{0});
+  // pair() is two connected streams (socketpair).
+  static Result<std::pair<UnixStream, UnixStream>> pair();
+};
+
+class UnixListener : public Socket {
+ public:
+  UnixListener() = default;
+  static Result<UnixListener> bind(std::string_view path, const ListenOptions& options = {});
+  Result<UnixStream> accept();
+};
+
+// UdpSocket sends and receives datagrams. Fiber-only: the calls park the caller.
+class UdpSocket : public Socket {
+ public:
+  UdpSocket() = default;
+  explicit UdpSocket(int fd) : Socket(fd) {}
+
+  // bind() makes a socket bound to `at` (port 0: any free port).
+  static Result<UdpSocket> bind(const Address& at);
+  // connect() fixes the peer, for send() and recv(); datagrams from others are
+  // dropped by the kernel.
+  Result<void> connect(const Address& peer);
+
+  // send_to() sends one datagram; too big for the socket is
+  // std::errc::message_size. An empty datagram is allowed.
+  Result<size_t> send_to(std::span<const char> buf, const Address& to);
+  // recv_from() receives one datagram into `buf`; one longer than `buf` is cut
+  // to fit and the rest dropped, as recvfrom(2) does. `from` (optional) gets
+  // the sender. An empty buffer is std::errc::invalid_argument.
+  Result<size_t> recv_from(std::span<char> buf, Address* from = nullptr);
+  Result<size_t> send(std::span<const char> buf);
+  Result<size_t> recv(std::span<char> buf);
+};
+
+// resolve() turns "host:port" into addresses, with getaddrinfo(3) on the
+// spawn_blocking() pool (numeric hosts skip it). The port may be a number or a
+// service name. An unknown host is std::errc::host_unreachable... no: a
+// resolver error, see resolver_category(). Fiber-only: parks the caller.
+Result<std::vector<Address>> resolve(std::string_view host_port);
+
+// resolver_category() is the category of getaddrinfo's errors (EAI_* codes).
+const std::error_category& resolver_category();
 
 }  // namespace fiber
