@@ -1,0 +1,3 @@
+module go_micro
+
+go 1.19

@@ -1,0 +1,3 @@
+module go_park
+
+go 1.19
