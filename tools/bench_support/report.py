@@ -143,7 +143,7 @@ def chart(out, rows, micro, memory):
                         if v and metric == "cpu":
                             v = 1 / v
                         vals.append(f"{v:.4f}" if v else "?")
-                    f.write(f"{shape} " + " ".join(vals) + "\n")
+                    f.write(f"\"{shape_label(suite, shape)}\" " + " ".join(vals) + "\n")
             panels.append((path, title, len(peers)))
     pairs = [m for m in micro if m["ours_ns"] and m["go_ns"]]
     mem = [m for m in memory if m.get("ours_ratio") and m["server"] not in ("fiber",
@@ -165,7 +165,7 @@ def chart(out, rows, micro, memory):
         return "no ratios to chart"
     png = os.path.join(out, "ratios.png")
     script = [f"set terminal pngcairo size 1400,{420 * len(panels)} font 'DejaVu Sans,10'",
-              f"set output '{png}'", f"set multiplot layout {len(panels)},1",
+              "set termoption noenhanced", f"set output '{png}'", f"set multiplot layout {len(panels)},1",
               "set style data histogram", "set style histogram clustered gap 1",
               "set style fill solid 0.8 border -1", "set datafile missing '?'",
               "set key outside right top", "set grid ytics", "set yrange [0:*]",

@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import report  # noqa: E402
@@ -26,8 +27,11 @@ import report  # noqa: E402
 HZ = os.sysconf("SC_CLK_TCK")
 
 
+T0 = time.monotonic()
+
+
 def log(msg):
-    print(msg, flush=True)
+    print(f"[{time.monotonic() - T0:5.0f}s] {msg}", flush=True)
 
 
 def cpu_count(cpus):
@@ -237,7 +241,7 @@ def http_servers(ctx):
     if os.access(ours, os.X_OK):
         for drv in ("io_uring", "epoll"):
             servers.append((f"fiber_{drv}", [ours, "--addr=127.0.0.1:{port}", f"--cores={n}",
-                                             f"--driver={drv}"], {}))
+                                             f"--driver={drv}", "--grace=1s"], {}))
     else:
         msg = f"skipped: our HTTP server ({os.path.relpath(ours, ctx.root)}) is not built yet"
         log("http: " + msg)
@@ -288,7 +292,7 @@ def make_server(ctx, name, argv, env):
     return Server(ctx, name, argv, env)
 
 
-def run_suite(ctx, suite, servers, shapes, load_for, parse, dur, warm_dur):
+def run_suite(ctx, suite, servers, shapes, load_for, parse, dur, warm_dur, check=None):
     """Warm-up, then ctx.a.rounds rounds; in each round every server is started
     once (in turn, the order rotating per round) and runs every shape."""
     if not servers:
@@ -299,6 +303,8 @@ def run_suite(ctx, suite, servers, shapes, load_for, parse, dur, warm_dur):
         s = make_server(ctx, name, argv, env)
         try:
             s.start()
+            if check:
+                check(s.port)
             measure(ctx, s, load_for(s.port, shapes[0], warm_dur), parse, warm_dur + 30)
             ok.append((name, argv, env))
         except Exception as e:  # noqa: BLE001
@@ -350,12 +356,17 @@ def suite_echo(ctx):
 def suite_http(ctx):
     q = ctx.a.quick
     shapes = [100] if q else [10, 100, 1000]
-    dur = ctx.a.duration or (2.0 if q else 10.0)
+    dur = ctx.a.duration or (1.0 if q else 10.0)
 
     def load_for(port, conns, d):
         return ["wrk", "-t1", f"-c{conns}", f"-d{max(1, int(round(d)))}s", "--latency",
                 "--timeout", "5s", f"http://127.0.0.1:{port}/"]
-    run_suite(ctx, "http", http_servers(ctx), shapes, load_for, parse_wrk, dur, 1.0)
+    def check(port):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+            body = r.read()
+        if r.status != 200 or body.strip() != b"Hello, World!":
+            raise RuntimeError(f"GET / answered {r.status} {body[:60]!r}, not 'Hello, World!'")
+    run_suite(ctx, "http", http_servers(ctx), shapes, load_for, parse_wrk, dur, 1.0, check)
 
 
 # ---------------------------------------------------------------- micro
@@ -392,7 +403,7 @@ def run_gbench(ctx, binary, reps, min_time):
         for b in json.load(f)["benchmarks"]:
             if b.get("aggregate_name") == "median":
                 scale = {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}[b.get("time_unit", "ns")]
-                res[b["run_name"]] = b["real_time"] * scale
+                res[b["run_name"].replace("/real_time", "")] = b["real_time"] * scale
     return res
 
 
@@ -423,10 +434,10 @@ def suite_micro(ctx):
             ctx.skipped.append(f"micro: {b} is not built (yet), skipped")
             continue
         log(f"micro: {b} ({reps} repetitions)")
-        for k, v in run_gbench(ctx, path, reps, 0.05 if q else 0.5).items():
+        for k, v in run_gbench(ctx, path, reps, 0.02 if q else 0.5).items():
             ours[k] = (b, v)
     log(f"micro: go_micro.test ({reps} counts)")
-    go = run_gotest(ctx, reps, "50ms" if q else "1s")
+    go = run_gotest(ctx, reps, "20ms" if q else "1s")
     rows = []
     used = set()
     for what, o, g, note in MICRO_PAIRS:
@@ -460,7 +471,7 @@ def suite_micro(ctx):
 def suite_memory(ctx):
     q = ctx.a.quick
     rows = []
-    counts = [100000] if q else [100000, 1000000]
+    counts = [50000] if q else [100000, 1000000]
     for n in counts:
         for who, argv, key in (
                 ("fiber", [os.path.join(ctx.rel, "tools", "micro", "park_memory"), str(n)],
@@ -480,7 +491,7 @@ def suite_memory(ctx):
                 continue
             rows.append({"what": f"parked {n}", "server": who, "bytes": int(m.group(1))})
     nconn = 10000
-    names = ["fiber_io_uring", "fiber_epoll", "go"]
+    names = ["fiber_io_uring", "go"] if q else ["fiber_io_uring", "fiber_epoll", "go"]
     if not q:
         names += ["asio_io_uring", "asio_epoll", "tokio_current_thread", "tokio_multi_thread"]
     client = os.path.join(ctx.root, "tools", "bench_support", "idle_conns.py")
