@@ -160,7 +160,7 @@ def chart(out, rows, micro, memory):
                     m["what"].split()[-1].strip("()") + " vs " + m["server"]
                 f.write(f"\"{label}\" {1 / m['ours_ratio']:.4f}\n")
         panels.append((path, "micro (Go ns / ours ns) and memory (peer bytes / ours bytes); "
-                       ">1: ours better", 1))
+                       ">1: ours better; log scale", 1))
     if not panels:
         return "no ratios to chart"
     png = os.path.join(out, "ratios.png")
@@ -172,6 +172,8 @@ def chart(out, rows, micro, memory):
               "set xtics rotate by -20", "set arrow from graph 0, first 1 to graph 1, first 1 "
               "nohead lw 2 dt 2 lc rgb 'black' front"]
     for path, title, n in panels:
+        if "log scale" in title:
+            script += ["set logscale y", "set yrange [*:*]"]
         script.append(f"set title \"{title}\"")
         script.append(f"plot for [i=2:{n + 1}] '{path}' using i:xtic(1) title columnheader")
     script.append("unset multiplot")

@@ -451,18 +451,23 @@ def suite_micro(ctx):
         if name in used:
             continue
         g = None
-        low = name.lower()
-        if "pingpong" in low.replace("_", "") or "ping_pong" in low:
-            g = "BenchmarkChanPingPong-2" if "cross" in low else "BenchmarkChanPingPong"
+        note = ""
+        low = name.lower().replace("_", "")
+        if "pingpong" in low:
+            if "cross" in low or "two" in low:
+                g, note = "BenchmarkChanPingPong-2", "Go: GOMAXPROCS=2"
+            else:
+                g, note = "BenchmarkChanPingPong", "Go: GOMAXPROCS=1"
+        elif "Benchmark" + name[3:] in go:  # BM_Foo beside BenchmarkFoo
+            g = "Benchmark" + name[3:]
         rows.append({"what": f"{binary}: {name}", "ours_name": name, "ours_ns": ns, "go_name": g,
-                     "go_ns": go.get(g) if g else None, "note": ""})
+                     "go_ns": go.get(g) if g else None, "note": note})
         if g:
             go_used.add(g)
     for what, g in GO_CHAN:
         if g not in go_used and g in go:
             rows.append({"what": what, "ours_name": None, "ours_ns": None, "go_name": g,
-                         "go_ns": go[g], "note": "chan_bench not built" if "chan" in g.lower()
-                         else ""})
+                         "go_ns": go[g], "note": "no counterpart in our benchmarks"})
     ctx.micro = rows
 
 
@@ -508,6 +513,8 @@ def suite_memory(ctx):
                                    f"--addr=127.0.0.1:{s.port}", f"--count={nconn}",
                                    "--hold=120"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   text=True)
+            with open(ctx.pidfile, "a") as f:
+                f.write(f"{cl.pid}\n")
             line = ""
             t_end = time.monotonic() + 90
             while time.monotonic() < t_end:
