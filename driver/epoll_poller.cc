@@ -130,6 +130,8 @@ class EpollPoller final : public IoPoller {
       h.registered = true;
     }
     const bool input = waits_for_input(req);
+    // One number for the whole operation, across its readiness waits.
+    const uint64_t seq = h.started.load(std::memory_order_relaxed);
     bool connecting = false;
     for (;;) {
       (input ? h.read_ready : h.write_ready) = false;
@@ -148,13 +150,14 @@ class EpollPoller final : public IoPoller {
       if (r != -EAGAIN) return r;
       if (input ? h.read_ready : h.write_ready) continue;  // an edge came meanwhile
       if (deadline_ns > 0 && now_ns() >= deadline_ns) return -ETIMEDOUT;
-      int32_t waited = wait_ready(h, input, deadline_ns);
+      int32_t waited = wait_ready(h, input, deadline_ns, seq);
       if (waited < 0) return waited;
     }
   }
 
-  void cancel(IoHandle& h) override {
+  void cancel(IoHandle& h, uint64_t upto) override {
     for (IoOp* op = h.ops; op != nullptr; op = op->next) {
+      if (op->seq > upto) continue;
       op->cancelled = true;
       wake_op(op);
     }
@@ -214,6 +217,7 @@ class EpollPoller final : public IoPoller {
   int32_t execute_on_pool(IoHandle& h, const IoRequest& req) {
     IoOp op;
     op.fiber = current_fiber("fiber: I/O");
+    op.seq = h.started.load(std::memory_order_relaxed);
     link_op(h, &op);
     int32_t r = 0;
     run_blocking([&]() noexcept { r = try_now(req); });
@@ -225,9 +229,10 @@ class EpollPoller final : public IoPoller {
   // passes (-ETIMEDOUT) or the op is cancelled (-ECANCELED). Whoever clears
   // IoOp::parked (an event, the timer, a cancel) wakes the fiber, so it wakes
   // exactly once.
-  int32_t wait_ready(IoHandle& h, bool input, int64_t deadline_ns) {
+  int32_t wait_ready(IoHandle& h, bool input, int64_t deadline_ns, uint64_t seq) {
     IoOp op;
     op.fiber = current_fiber("fiber: I/O");
+    op.seq = seq;
     op.input = input;
     op.parked = true;
     struct DeadlineTimer : Timer {

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 
 #include "driver/io_poller.h"
 #include "fiber/detail/park.h"
@@ -42,6 +43,7 @@ int32_t io_execute(IoHandle& h, const IoRequest& req, int64_t deadline_ns) {
   current_fiber("fiber: I/O");
   if (h.fd < 0) return -EBADF;
   t_scheduler->count_io();
+  h.started.store(h.started.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   return io_poller().execute(h, req, deadline_ns);
 }
 
@@ -55,14 +57,17 @@ int32_t io_open(const IoRequest& req) {
 void io_cancel(IoHandle& h) {
   auto* owner = static_cast<Scheduler*>(h.owner);
   if (t_scheduler == owner) {
-    if (h.ops != nullptr) io_poller().cancel(h);
+    if (h.ops != nullptr) io_poller().cancel(h, UINT64_MAX);
     return;
   }
   // Another core: the op list is the owner's, so the cancel runs there, in a
   // small fiber. The count keeps the handle alive until it has run.
+  // Only ops started by now are cancelled: one that starts later (say, the
+  // retry after this cancel was seen) must not be hit by a stale request.
   h.remote_cancels.fetch_add(1, std::memory_order_relaxed);
-  go_on(owner->index(), [hp = &h] {
-    if (hp->fd >= 0 && hp->ops != nullptr) io_poller().cancel(*hp);
+  uint64_t upto = h.started.load(std::memory_order_acquire);
+  go_on(owner->index(), [hp = &h, upto] {
+    if (hp->fd >= 0 && hp->ops != nullptr) io_poller().cancel(*hp, upto);
     hp->remote_cancels.fetch_sub(1, std::memory_order_release);
   });
 }
@@ -73,7 +78,7 @@ void io_close(IoHandle& h) {
   if (h.fd < 0) return;
   if (h.ops != nullptr) {
     Fiber* self = current_fiber("fiber: close");
-    io_poller().cancel(h);
+    io_poller().cancel(h, UINT64_MAX);
     while (h.ops != nullptr) {
       h.closer = self;
       park();

@@ -81,6 +81,10 @@ struct IoHandle {
   // Cancels posted from other cores and not yet run on the owner: close() waits
   // for them, so none runs on a freed handle.
   std::atomic<int> remote_cancels{0};
+  // How many operations have started on this handle; written by the owner only.
+  // An op's number lets a cancel posted from another core act on exactly the
+  // ops that had started when cancel() was called.
+  std::atomic<uint64_t> started{0};
 };
 
 // IoOp is one operation in progress; it lives on the parked fiber's stack.
@@ -91,6 +95,7 @@ struct IoOp {
   bool timed_out = false;  // epoll: the deadline timer fired
   bool parked = false;     // epoll: waiting for readiness; cleared by whoever wakes it
   bool input = false;      // epoll: waiting to read (else to write)
+  uint64_t seq = 0;        // the operation's number (IoHandle::started when it began)
   IoOp* prev = nullptr;
   IoOp* next = nullptr;
 };

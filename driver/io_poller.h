@@ -10,7 +10,8 @@ class IoPoller : public Poller {
  public:
   // execute(), cancel(): see io_execute() and io_cancel() in driver/io.h.
   virtual int32_t execute(IoHandle& h, const IoRequest& req, int64_t deadline_ns) = 0;
-  virtual void cancel(IoHandle& h) = 0;
+  // cancel() acts on the ops of `h` numbered up to `upto` (IoOp::seq).
+  virtual void cancel(IoHandle& h, uint64_t upto) = 0;
   // forget() is called just before the fd of `h` is closed.
   virtual void forget(IoHandle& h) { (void)h; }
   virtual int socket_flags() const = 0;

@@ -99,6 +99,7 @@ class UringPoller final : public IoPoller {
   int32_t execute(IoHandle& h, const IoRequest& req, int64_t deadline_ns) override {
     IoOp op;
     op.fiber = current_fiber("fiber: I/O");
+    op.seq = h.started.load(std::memory_order_relaxed);
     struct __kernel_timespec ts = {};  // read by the kernel at submission, before we resume
     reserve(deadline_ns > 0 ? 2 : 1);
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
@@ -123,9 +124,9 @@ class UringPoller final : public IoPoller {
     return op.result;
   }
 
-  void cancel(IoHandle& h) override {
+  void cancel(IoHandle& h, uint64_t upto) override {
     for (IoOp* op = h.ops; op != nullptr; op = op->next) {
-      if (op->cancelled) continue;
+      if (op->cancelled || op->seq > upto) continue;
       op->cancelled = true;
       reserve(1);
       io_uring_sqe* sqe = io_uring_get_sqe(&ring_);

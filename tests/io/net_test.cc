@@ -4,8 +4,11 @@
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <mutex>
 #include <numeric>
 #include <string>
 #include <utility>
@@ -32,6 +35,31 @@ int open_fds() {
 }
 
 Address loopback_any_port() { return *Address::parse("127.0.0.1:0"); }
+
+// fd_limit_at_least() raises the soft RLIMIT_NOFILE to `n` if the hard limit
+// allows; false otherwise.
+bool fd_limit_at_least(rlim_t n) {
+  rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return false;
+  if (rl.rlim_cur >= n) return true;
+  if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < n) return false;
+  rl.rlim_cur = n;
+  return setrlimit(RLIMIT_NOFILE, &rl) == 0;
+}
+
+// echo_round_trips() connects to `at`, sends `rounds` messages and checks
+// each echo; false on any failure.
+bool echo_round_trips(const Address& at, int id, int rounds) {
+  auto conn = TcpStream::connect(at);
+  if (!conn) return false;
+  for (int round = 0; round < rounds; ++round) {
+    std::string msg = std::to_string(id) + ":" + std::to_string(round);
+    if (!conn->write_all(msg)) return false;
+    std::string back(msg.size(), '\0');
+    if (!conn->read_exact(back) || back != msg) return false;
+  }
+  return true;
+}
 
 // serve_echo() accepts `connections` connections on `ln` and echoes each until EOF.
 void serve_echo(TcpListener& ln, int connections, WaitGroup& done) {
@@ -109,17 +137,7 @@ TEST_P(NetTest, EchoesOverManyConnectionsOnBothCores) {
         for (int i = 0; i < kConnections; ++i) {
           clients.add(1);
           go_on(i % 2, [at, i, &clients] {
-            auto conn = TcpStream::connect(at);
-            EXPECT_TRUE(conn) << conn.error().message();
-            if (conn) {
-              for (int round = 0; round < 10; ++round) {
-                std::string msg = std::to_string(i) + ":" + std::to_string(round);
-                EXPECT_TRUE(conn->write_all(msg));
-                std::string back(msg.size(), '\0');
-                EXPECT_TRUE(conn->read_exact(back));
-                EXPECT_EQ(back, msg);
-              }
-            }
+            EXPECT_TRUE(echo_round_trips(at, i, 10));
             clients.done();
           });
         }
@@ -306,6 +324,244 @@ TEST_P(NetTest, ErrorsAreValues) {
         EXPECT_FALSE(w);
       },
       options());
+}
+
+TEST_P(NetTest, ThousandConcurrentConnectionsAllOpenAtOnce) {
+  constexpr int kConnections = 1000;
+  if (!fd_limit_at_least(3 * kConnections)) GTEST_SKIP() << "RLIMIT_NOFILE hard limit too low";
+  int fds_before = open_fds();
+  run(
+      [=] {
+        auto ln = TcpListener::bind(loopback_any_port());
+        ASSERT_TRUE(ln);
+        Address at = *ln->local_address();
+        WaitGroup served, connected, clients;
+        served.add(1);
+        go([&] {
+          serve_echo(*ln, kConnections, served);
+          served.done();
+        });
+        // Every client connects, then waits until all are connected, so that
+        // 1000 connections (2000 sockets) are open at once.
+        std::atomic<int> ok{0};
+        connected.add(kConnections);
+        Mutex mu;
+        CondVar all_in;
+        bool go_ahead = false;
+        for (int i = 0; i < kConnections; ++i) {
+          clients.add(1);
+          go_on(i % 2, [&, i] {
+            auto conn = TcpStream::connect(at);
+            connected.done();
+            {
+              std::unique_lock lock(mu);
+              all_in.wait(lock, [&] { return go_ahead; });
+            }
+            std::string msg = "client " + std::to_string(i);
+            std::string back(msg.size(), '\0');
+            if (conn && conn->write_all(msg) && conn->read_exact(back) && back == msg) ++ok;
+            clients.done();
+          });
+        }
+        connected.wait();
+        {
+          std::unique_lock lock(mu);
+          go_ahead = true;
+        }
+        all_in.notify_all();
+        clients.wait();
+        served.wait();
+        EXPECT_EQ(ok.load(), kConnections);
+      },
+      options(2));
+  EXPECT_EQ(open_fds(), fds_before);
+}
+
+TEST_P(NetTest, Moves64MebibytesIntactBetweenCores) {
+  run(
+      [] {
+        constexpr size_t kSize = size_t{64} << 20;
+        auto ln = TcpListener::bind(loopback_any_port());
+        ASSERT_TRUE(ln);
+        Address at = *ln->local_address();
+        // The receiver checks each byte against the generator as it arrives, so
+        // no 64 MiB copy is kept; odd buffer sizes make reads and writes short.
+        auto byte_at = [](size_t i) { return static_cast<char>((i * 7919) ^ (i >> 13)); };
+        auto receiver = spawn_on(1, [at, byte_at] {
+          auto conn = TcpStream::connect(at);
+          if (!conn) return size_t{0};
+          std::vector<char> buf(65521);
+          size_t pos = 0;
+          for (;;) {
+            auto n = conn->read(buf);
+            if (!n || *n == 0) break;
+            for (size_t k = 0; k < *n; ++k, ++pos) {
+              if (buf[k] != byte_at(pos)) return size_t{0};
+            }
+          }
+          return pos;
+        });
+        auto conn = ln->accept();
+        ASSERT_TRUE(conn);
+        std::vector<char> chunk(1 << 20);
+        for (size_t sent = 0; sent < kSize; sent += chunk.size()) {
+          for (size_t k = 0; k < chunk.size(); ++k) chunk[k] = byte_at(sent + k);
+          ASSERT_TRUE(conn->write_all(chunk));
+        }
+        ASSERT_TRUE(conn->shutdown(SHUT_WR));
+        EXPECT_EQ(receiver.join(), kSize);
+      },
+      options(2));
+}
+
+TEST_P(NetTest, ConnectAndWriteFailWithTimedOutAtTheirDeadline) {
+  run(
+      [] {
+        // A listener that never accepts, with the smallest backlog: once its
+        // queue is full the kernel drops further SYNs, so a connect hangs.
+        auto ln = TcpListener::bind(loopback_any_port(), ListenOptions{.backlog = 1});
+        ASSERT_TRUE(ln);
+        Address at = *ln->local_address();
+        std::vector<TcpStream> queued;
+        bool timed_out = false;
+        for (int i = 0; i < 16 && !timed_out; ++i) {
+          auto c = TcpStream::connect(at, 50ms);
+          if (c) {
+            queued.push_back(std::move(*c));
+          } else {
+            EXPECT_EQ(c.error(), std::errc::timed_out);
+            timed_out = true;
+          }
+        }
+        EXPECT_TRUE(timed_out);
+
+        // A peer that never reads: once both socket buffers are full, a write
+        // parks until its deadline.
+        auto ln2 = TcpListener::bind(loopback_any_port());
+        ASSERT_TRUE(ln2);
+        auto [server, client] = connected_pair(*ln2);
+        int small = 4096;
+        setsockopt(client.fd(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+        setsockopt(server.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+        client.set_write_deadline(std::chrono::steady_clock::now() + 50ms);
+        std::string block(64 * 1024, 'w');
+        Result<void> w;
+        for (int i = 0; i < 1000 && w; ++i) w = client.write_all(block);
+        ASSERT_FALSE(w);
+        EXPECT_EQ(w.error(), std::errc::timed_out);
+      },
+      options());
+}
+
+TEST_P(NetTest, CancelFromAnotherCoreWakesAParkedReader) {
+  run(
+      [] {
+        auto ln = TcpListener::bind(loopback_any_port());
+        ASSERT_TRUE(ln);
+        Address at = *ln->local_address();
+        // The reader's socket lives on core 1; the canceller runs on core 0.
+        std::atomic<TcpStream*> shared{nullptr};
+        std::atomic<bool> done{false};
+        auto reader = spawn_on(1, [&] {
+          auto conn = TcpStream::connect(at);
+          if (!conn) return std::string("connect failed");
+          shared = &*conn;
+          char buf[16];
+          auto r = conn->read(buf);
+          done = true;
+          if (r) return std::string("read returned data");
+          if (r.error() != std::errc::operation_canceled) return r.error().message();
+          // The socket is still usable after the cancel.
+          auto n = conn->read(buf);
+          if (!n || *n != 5) return std::string("second read failed");
+          return std::string(buf, 5);
+        });
+        auto server_side = ln->accept();
+        ASSERT_TRUE(server_side);
+        while (shared.load() == nullptr) yield();
+        // A cancel acts on reads already started; until the reader has parked,
+        // cancel again.
+        while (!done.load()) {
+          shared.load()->cancel();
+          sleep_for(1ms);
+        }
+        ASSERT_TRUE(server_side->write_all(std::string_view("after")));
+        EXPECT_EQ(reader.join(), "after");
+      },
+      options(2));
+}
+
+TEST_P(NetTest, ThousandFibersDoingIoOnBothCoresLeakNoFd) {
+  if (!fd_limit_at_least(4096)) GTEST_SKIP() << "RLIMIT_NOFILE hard limit too low";
+  int fds_before = open_fds();
+  run(
+      [] {
+        constexpr int kFibers = 1000;
+        auto ln = TcpListener::bind(loopback_any_port());
+        ASSERT_TRUE(ln);
+        Address at = *ln->local_address();
+        WaitGroup served, clients;
+        served.add(1);
+        go([&] {
+          serve_echo(*ln, kFibers, served);
+          served.done();
+        });
+        std::atomic<int> ok{0};
+        for (int i = 0; i < kFibers; ++i) {
+          clients.add(1);
+          go_on(i % 2, [&, i] {
+            // Some close early, some mid-exchange, some read past EOF.
+            if (echo_round_trips(at, i, i % 4)) ++ok;
+            clients.done();
+          });
+        }
+        clients.wait();
+        served.wait();
+        EXPECT_EQ(ok.load(), kFibers);
+      },
+      options(2));
+  EXPECT_EQ(open_fds(), fds_before);
+}
+
+TEST_P(NetTest, AcceptAtTheFdLimitIsAnErrorAndRecovers) {
+  rlimit saved;
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  run(
+      [&] {
+        auto ln = TcpListener::bind(loopback_any_port());
+        ASSERT_TRUE(ln);
+        Address at = *ln->local_address();
+        std::vector<TcpStream> clients;
+        for (int i = 0; i < 3; ++i) {
+          auto c = TcpStream::connect(at);  // completes in the backlog
+          ASSERT_TRUE(c);
+          clients.push_back(std::move(*c));
+        }
+        // No fd is left: accept reports it and leaves the connection queued.
+        // dup() returns the lowest free fd: with it as the limit, none is free.
+        int lowest_free = dup(0);
+        ASSERT_GE(lowest_free, 0);
+        close(lowest_free);
+        rlimit tight = saved;
+        tight.rlim_cur = static_cast<rlim_t>(lowest_free);
+        // Nothing but the accept runs at the limit: sanitizer runtimes need
+        // fds (pipes) to check memory, and would misreport without them.
+        ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &tight), 0);
+        auto refused = ln->accept();
+        ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+        ASSERT_FALSE(refused);
+        EXPECT_EQ(refused.error(), std::errc::too_many_files_open);
+        // With fds back, every queued connection is accepted and works.
+        for (auto& c : clients) {
+          auto s = ln->accept();
+          ASSERT_TRUE(s) << s.error().message();
+          ASSERT_TRUE(c.write_all(std::string_view("ok")));
+          char buf[2];
+          ASSERT_TRUE(s->read_exact(buf));
+        }
+      },
+      options());
+  setrlimit(RLIMIT_NOFILE, &saved);
 }
 
 }  // namespace

@@ -83,11 +83,12 @@ class Socket {
   // close() cancels operations in flight, waits for the kernel to let go of
   // them, then closes the fd. Idempotent. On the socket's own core.
   void close();
-  // cancel() makes the operations parked on this socket return
-  // std::errc::operation_canceled; the socket stays usable. Callable from any
-  // fiber or thread of the runtime: from another core it takes effect once the
-  // owner core runs it (operations that started before then are cancelled).
-  // The socket must outlive the call.
+  // cancel() makes the operations in progress on this socket return
+  // std::errc::operation_canceled (or their own result, if they finished
+  // first); operations started after the call are not affected, and the socket
+  // stays usable. Callable from any fiber or thread of the runtime; from
+  // another core it takes effect when the owner core runs it. The socket must
+  // outlive the call.
   void cancel();
 
   // Deadlines apply to operations that start after they are set.
