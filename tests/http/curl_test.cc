@@ -1,0 +1,153 @@
+// The server against a real client: curl, run on the blocking pool.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+
+#include "tests/http/http_test_support.h"
+
+namespace fiber::http::testing {
+namespace {
+
+class HttpCurlTest : public fiber::testing::DriverTest {};
+
+TEST_P(HttpCurlTest, GetAnswersHelloWorld) {
+  fiber::run(
+      [] {
+        TestServer s;
+        auto r = curl("-i " + s.url("/"));
+        EXPECT_EQ(r.exit_code, 0) << r.output;
+        auto rs = parse_responses(r.output);
+        ASSERT_EQ(rs.size(), 1u) << r.output;
+        EXPECT_EQ(rs[0].status, 200);
+        EXPECT_EQ(rs[0].body, "Hello, World!");
+        EXPECT_EQ(rs[0].header("Content-Length"), "13");
+        // "Sun, 06 Nov 1994 08:49:37 GMT"
+        EXPECT_EQ(rs[0].header("Date").size(), 29u) << rs[0].header("Date");
+        EXPECT_TRUE(rs[0].header("Date").ends_with(" GMT"));
+      },
+      options());
+}
+
+TEST_P(HttpCurlTest, PostEchoesTheBody) {
+  fiber::run(
+      [] {
+        TestServer s;
+        auto r = curl("--data-binary 'hello, echo' " + s.url("/echo"));
+        EXPECT_EQ(r.exit_code, 0) << r.output;
+        EXPECT_EQ(r.output, "hello, echo");
+      },
+      options());
+}
+
+TEST_P(HttpCurlTest, ChunkedUploadIsEchoed) {
+  fiber::run(
+      [] {
+        TestServer s;
+        std::string big(100000, 'x');
+        for (size_t i = 0; i < big.size(); i += 7) big[i] = static_cast<char>('a' + i % 26);
+        // curl reads the body from stdin and, with this header, sends it chunked.
+        // One file per process: ctest runs the two drivers' halves in parallel.
+        std::string path =
+            ::testing::TempDir() + "/chunked_upload." + std::to_string(::getpid()) + ".txt";
+        FILE* f = std::fopen(path.c_str(), "w");
+        ASSERT_NE(f, nullptr);
+        std::fwrite(big.data(), 1, big.size(), f);
+        std::fclose(f);
+        auto r =
+            curl("-H 'Transfer-Encoding: chunked' --data-binary @" + path + " " + s.url("/echo"));
+        EXPECT_EQ(r.exit_code, 0);
+        EXPECT_EQ(r.output.size(), big.size());
+        EXPECT_TRUE(r.output == big);
+        std::remove(path.c_str());
+      },
+      options());
+}
+
+TEST_P(HttpCurlTest, KeepAliveReusesTheConnection) {
+  fiber::run(
+      [] {
+        TestServer s;
+        auto r = curl("-v " + s.url("/") + " " + s.url("/stats"));
+        EXPECT_EQ(r.exit_code, 0) << r.output;
+        EXPECT_NE(r.output.find("Re-using existing connection"), std::string::npos) << r.output;
+        EXPECT_NE(r.output.find("Hello, World!"), std::string::npos);
+        EXPECT_NE(r.output.find("\"schedulers\":[{"), std::string::npos);
+      },
+      options());
+}
+
+TEST_P(HttpCurlTest, HeadHasTheLengthButNoBody) {
+  fiber::run(
+      [] {
+        TestServer s;
+        auto r = curl("-I " + s.url("/"));
+        EXPECT_EQ(r.exit_code, 0) << r.output;
+        auto rs = parse_responses(r.output, /*head=*/true);
+        ASSERT_EQ(rs.size(), 1u) << r.output;
+        EXPECT_EQ(rs[0].status, 200);
+        EXPECT_EQ(rs[0].header("Content-Length"), "13");
+        EXPECT_EQ(r.output.find("Hello"), std::string::npos);
+      },
+      options());
+}
+
+TEST_P(HttpCurlTest, ExpectContinueGetsTheBodyThrough) {
+  fiber::run(
+      [] {
+        TestServer s;
+        auto r =
+            curl("-v -H 'Expect: 100-continue' --data-binary 'after continue' " + s.url("/echo"));
+        EXPECT_EQ(r.exit_code, 0) << r.output;
+        EXPECT_NE(r.output.find("HTTP/1.1 100 Continue"), std::string::npos) << r.output;
+        EXPECT_NE(r.output.find("after continue"), std::string::npos);
+      },
+      options());
+}
+
+TEST_P(HttpCurlTest, StatsReportsEveryScheduler) {
+  fiber::run(
+      [] {
+        TestServer s;
+        auto r = curl(s.url("/stats"));
+        EXPECT_EQ(r.exit_code, 0) << r.output;
+        std::string driver = GetParam() == DriverKind::kIoUring ? "io_uring" : "epoll";
+        EXPECT_NE(r.output.find("\"driver\":\"" + driver + "\""), std::string::npos) << r.output;
+        EXPECT_NE(r.output.find("{\"index\":0,"), std::string::npos) << r.output;
+        EXPECT_NE(r.output.find("{\"index\":1,"), std::string::npos) << r.output;
+        for (const char* k : {"fibers_alive", "fibers_spawned", "io_ops", "context_switches"}) {
+          EXPECT_NE(r.output.find(k), std::string::npos) << k;
+        }
+      },
+      options(2));
+}
+
+TEST_P(HttpCurlTest, ChunkedResponseArrivesWhole) {
+  fiber::run(
+      [] {
+        TestServer s;
+        auto r = curl("-v " + s.url("/chunked"));
+        EXPECT_EQ(r.exit_code, 0) << r.output;
+        EXPECT_NE(r.output.find("< Transfer-Encoding: chunked"), std::string::npos) << r.output;
+        EXPECT_NE(r.output.find("chunk 1\nchunk 2\nchunk 3\n"), std::string::npos) << r.output;
+      },
+      options());
+}
+
+TEST_P(HttpCurlTest, ServesOnEveryCore) {
+  fiber::run(
+      [] {
+        TestServer s;
+        for (int i = 0; i < 8; ++i) {
+          auto r = curl(s.url("/"));
+          EXPECT_EQ(r.output, "Hello, World!");
+        }
+      },
+      options(2));
+}
+
+FIBER_INSTANTIATE_DRIVER_TESTS(HttpCurlTest);
+
+}  // namespace
+}  // namespace fiber::http::testing

@@ -1,0 +1,374 @@
+// The server against raw sockets: malformed and hostile requests, limits,
+// pipelining, half-close and timeouts. After each, the server still serves.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+
+#include "tests/http/http_test_support.h"
+
+namespace fiber::http::testing {
+namespace {
+
+class HttpProtocolTest : public fiber::testing::DriverTest {};
+
+// expect_rejected() sends `request` and expects one answer `status`, with
+// Connection: close, followed by the close; then the server must still serve.
+void expect_rejected(const TestServer& s, std::string_view request, int status) {
+  std::string out = round_trip(s, request);
+  auto rs = parse_responses(out);
+  ASSERT_EQ(rs.size(), 1u) << out;
+  EXPECT_EQ(rs[0].status, status) << out;
+  EXPECT_EQ(rs[0].header("Connection"), "close");
+  EXPECT_TRUE(rs[0].has_header("Date"));
+  expect_serves(s);
+}
+
+TEST_P(HttpProtocolTest, BadRequestLineIs400) {
+  fiber::run(
+      [] {
+        TestServer s;
+        expect_rejected(s, "GARBAGE\r\n\r\n", 400);
+        expect_rejected(s, "GET / FTP/1.1\r\n\r\n", 400);
+        expect_rejected(s, "GET / HTTP/1.1\nHost: t\n\n", 400);  // strict: CRLF only
+        expect_rejected(s, "GET / HTTP/1.1\r\nBad Header\r\n\r\n", 400);
+        expect_rejected(s, "GET / HTTP/1.1\r\nHost: t\r\n folded\r\n\r\n", 400);
+      },
+      options());
+}
+
+TEST_P(HttpProtocolTest, BadVersionIs505) {
+  fiber::run(
+      [] {
+        TestServer s;
+        expect_rejected(s, "GET / HTTP/3.0\r\nHost: t\r\n\r\n", 505);
+        expect_rejected(s, "GET / HTTP/1.7\r\nHost: t\r\n\r\n", 505);
+      },
+      options());
+}
+
+TEST_P(HttpProtocolTest, UnknownTransferCodingIs501) {
+  fiber::run(
+      [] {
+        TestServer s;
+        expect_rejected(s, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
+                        501);
+        expect_rejected(
+            s, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501);
+      },
+      options());
+}
+
+TEST_P(HttpProtocolTest, ContentLengthWithTransferEncodingIs400) {
+  fiber::run(
+      [] {
+        TestServer s;
+        expect_rejected(s,
+                        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+                        "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                        400);
+        expect_rejected(s,
+                        "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                        "Content-Length: 5\r\n\r\n0\r\n\r\n",
+                        400);
+      },
+      options());
+}
+
+TEST_P(HttpProtocolTest, ConflictingContentLengthsAre400) {
+  fiber::run(
+      [] {
+        TestServer s;
+        expect_rejected(s,
+                        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n"
+                        "Content-Length: 4\r\n\r\nabcd",
+                        400);
+        expect_rejected(s, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3, 4\r\n\r\nabcd",
+                        400);
+        expect_rejected(s, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: -1\r\n\r\n", 400);
+      },
+      options());
+}
+
+TEST_P(HttpProtocolTest, OversizedHeadersAre431) {
+  fiber::run(
+      [] {
+        ServerOptions o;
+        o.max_header_bytes = 4096;
+        TestServer s(o);
+        expect_rejected(
+            s, "GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(8000, 'a') + "\r\n\r\n", 431);
+        std::string many = "GET / HTTP/1.1\r\n";
+        for (int i = 0; i < 150; ++i) many += "X-" + std::to_string(i) + ": v\r\n";
+        expect_rejected(s, many + "\r\n", 431);
+      },
+      options());
+}
+
+TEST_P(HttpProtocolTest, LongUriIs414) {
+  fiber::run(
+      [] {
+        ServerOptions o;
+        o.max_uri_bytes = 1024;
+        TestServer s(o);
+        expect_rejected(s, "GET /" + std::string(2000, 'u') + " HTTP/1.1\r\nHost: t\r\n\r\n", 414);
+        // Longer than the whole head limit, still in the request line: 414 too.
+        expect_rejected(s, "GET /" + std::string(40000, 'u') + " HTTP/1.1\r\nHost: t\r\n\r\n", 414);
+      },
+      options());
+}
+
+TEST_P(HttpProtocolTest, BigBodyIs413) {
+  fiber::run(
+      [] {
+        ServerOptions o;
+        o.max_body_bytes = 1000;
+        TestServer s(o);
+        // Refused from the header alone, before any body is read.
+        expect_rejected(s, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n", 413);
+        // Chunked: refused once the chunks add up to more than the limit.
+        std::string chunked =
+            "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+        for (int i = 0; i < 3; ++i) chunked += "200\r\n" + std::string(512, 'c') + "\r\n";
+        expect_rejected(s, chunked + "0\r\n\r\n", 413);
+        // At the limit is fine.
+        auto rs =
+            parse_responses(round_trip(s,
+                                       "POST /echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                                       "Content-Length: 1000\r\n\r\n" +
+                                           std::string(1000, 'b')));
+        ASSERT_EQ(rs.size(), 1u);
+        EXPECT_EQ(rs[0].status, 200);
+        EXPECT_EQ(rs[0].body.size(), 1000u);
+      },
+      options());
+}
+
+TEST_P(HttpProtocolTest, PipelinedRequestsAreAnsweredInOrder) {
+  fiber::run(
+      [] {
+        TestServer s;
+        TcpStream c = connect(s);
+        ASSERT_TRUE(c.write_all(
+            std::string_view("GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+                             "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n\r\nsecond"
+                             "GET /nothing-here HTTP/1.1\r\nHost: t\r\n\r\n")));
+        auto rs = read_responses(c, 3);
+        ASSERT_EQ(rs.size(), 3u);
+        EXPECT_EQ(rs[0].status, 200);
+        EXPECT_EQ(rs[0].body, "Hello, World!");
+        EXPECT_EQ(rs[1].status, 200);
+        EXPECT_EQ(rs[1].body, "second");
+        EXPECT_EQ(rs[2].status, 404);
+        // The connection is still open for more.
+        ASSERT_TRUE(c.write_all(std::string_view("GET / HTTP/1.1\r\nHost: t\r\n\r\n")));
+        auto more = read_responses(c, 1);
+        ASSERT_EQ(more.size(), 1u);
+        EXPECT_EQ(more[0].body, "Hello, World!");
+        expect_serves(s);
+      },
+      options());
+}
+
+TEST_P(HttpProtocolTest, ChunkedRequestBodyIsDecoded) {
+  fiber::run(
+      [] {
+        TestServer s;
+        auto rs =
+            parse_responses(round_trip(s,
+                                       "POST /echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                                       "Transfer-Encoding: chunked\r\n\r\n"
+                                       "5\r\nhello\r\n1;ext=1\r\n,\r\n6\r\n world\r\n0\r\n\r\n"));
+        ASSERT_EQ(rs.size(), 1u);
+        EXPECT_EQ(rs[0].body, "hello, world");
+      },
+      options());
+}
+
+TEST_P(HttpProtocolTest, HalfClosedClientStillGetsTheAnswer) {
+  fiber::run(
+      [] {
+        TestServer s;
+        auto rs = parse_responses(
+            round_trip(s, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", /*half_close=*/true));
+        ASSERT_EQ(rs.size(), 1u);
+        EXPECT_EQ(rs[0].status, 200);
+        EXPECT_EQ(rs[0].body, "Hello, World!");
+        expect_serves(s);
+      },
+      options());
+}
+
+TEST_P(HttpProtocolTest, Http10ClosesUnlessKeepAlive) {
+  fiber::run(
+      [] {
+        TestServer s;
+        auto rs = parse_responses(round_trip(s, "GET / HTTP/1.0\r\n\r\n"));
+        ASSERT_EQ(rs.size(), 1u);
+        EXPECT_EQ(rs[0].body, "Hello, World!");
+        EXPECT_EQ(rs[0].header("Connection"), "close");
+
+        TcpStream c = connect(s);
+        ASSERT_TRUE(
+            c.write_all(std::string_view("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")));
+        auto ka = read_responses(c, 1);
+        ASSERT_EQ(ka.size(), 1u);
+        EXPECT_EQ(ka[0].header("Connection"), "keep-alive");
+        ASSERT_TRUE(c.write_all(std::string_view("GET / HTTP/1.0\r\n\r\n")));
+        auto last = read_responses(c, 1);
+        ASSERT_EQ(last.size(), 1u);
+        EXPECT_EQ(last[0].body, "Hello, World!");
+        char b[16];
+        auto n = c.read(b);
+        EXPECT_TRUE(!n || *n == 0);  // closed after the non-keep-alive request
+      },
+      options());
+}
+
+TEST_P(HttpProtocolTest, ConnectionCloseIsHonoured) {
+  fiber::run(
+      [] {
+        TestServer s;
+        // The request after Connection: close is never answered.
+        std::string out = round_trip(s,
+                                     "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+                                     "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+        auto rs = parse_responses(out);
+        ASSERT_EQ(rs.size(), 1u) << out;
+        EXPECT_EQ(rs[0].header("Connection"), "close");
+      },
+      options());
+}
+
+TEST_P(HttpProtocolTest, HeadGetsNoBody) {
+  fiber::run(
+      [] {
+        TestServer s;
+        std::string out = round_trip(s, "HEAD / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        auto rs = parse_responses(out, /*head=*/true);
+        ASSERT_EQ(rs.size(), 1u);
+        EXPECT_EQ(rs[0].header("Content-Length"), "13");
+        EXPECT_TRUE(out.ends_with("\r\n\r\n")) << out;
+      },
+      options());
+}
+
+TEST_P(HttpProtocolTest, ExpectContinueIsAnsweredBeforeTheBody) {
+  fiber::run(
+      [] {
+        TestServer s;
+        TcpStream c = connect(s);
+        ASSERT_TRUE(
+            c.write_all(std::string_view("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: "
+                                         "4\r\nExpect: 100-continue\r\n\r\n")));
+        auto cont = read_responses(c, 1);
+        ASSERT_EQ(cont.size(), 1u);
+        EXPECT_EQ(cont[0].status, 100);
+        ASSERT_TRUE(c.write_all(std::string_view("body")));
+        auto rs = read_responses(c, 1);
+        ASSERT_EQ(rs.size(), 1u);
+        EXPECT_EQ(rs[0].status, 200);
+        EXPECT_EQ(rs[0].body, "body");
+        // An expectation the server does not know: 417.
+        expect_rejected(s,
+                        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n"
+                        "Expect: something-else\r\n\r\nx",
+                        417);
+      },
+      options());
+}
+
+TEST_P(HttpProtocolTest, StalledHeadersAreClosedAfterTheHeaderTimeout) {
+  fiber::run(
+      [] {
+        ServerOptions o;
+        o.header_timeout = std::chrono::milliseconds(200);
+        TestServer s(o);
+        TcpStream c = connect(s);
+        auto start = std::chrono::steady_clock::now();
+        ASSERT_TRUE(c.write_all(std::string_view("GET / HTTP/1.1\r\nHost: t\r\nX-Slow: ")));
+        char b[64];
+        auto n = c.read(b);  // parks until the server closes (or kSafety)
+        auto waited = std::chrono::steady_clock::now() - start;
+        ASSERT_TRUE(!n || *n == 0) << "the server answered a half-sent request";
+        if (!n) {
+          EXPECT_NE(n.error(), std::errc::timed_out) << "not closed by the server";
+        }
+        EXPECT_GE(waited, std::chrono::milliseconds(190));
+        expect_serves(s);
+      },
+      options());
+}
+
+TEST_P(HttpProtocolTest, IdleKeepAliveConnectionIsClosed) {
+  fiber::run(
+      [] {
+        ServerOptions o;
+        o.idle_timeout = std::chrono::milliseconds(200);
+        TestServer s(o);
+        TcpStream c = connect(s);
+        ASSERT_TRUE(c.write_all(std::string_view("GET / HTTP/1.1\r\nHost: t\r\n\r\n")));
+        ASSERT_EQ(read_responses(c, 1).size(), 1u);
+        char b[64];
+        auto n = c.read(b);
+        ASSERT_TRUE(!n || *n == 0);
+        if (!n) {
+          EXPECT_NE(n.error(), std::errc::timed_out) << "not closed by the server";
+        }
+        expect_serves(s);
+      },
+      options());
+}
+
+TEST_P(HttpProtocolTest, ConnectionsBeyondTheLimitAreClosedAtOnce) {
+  fiber::run(
+      [] {
+        ServerOptions o;
+        o.max_connections = 1;
+        TestServer s(o);
+        TcpStream first = connect(s);
+        ASSERT_TRUE(first.write_all(std::string_view("GET / HTTP/1.1\r\nHost: t\r\n\r\n")));
+        ASSERT_EQ(read_responses(first, 1).size(), 1u);  // accepted and counted
+        TcpStream second = connect(s);
+        (void)second.write_all(std::string_view("GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
+        EXPECT_EQ(read_all(second), "");
+        ASSERT_TRUE(first.write_all(std::string_view("GET / HTTP/1.1\r\nHost: t\r\n\r\n")));
+        auto rs = read_responses(first, 1);
+        ASSERT_EQ(rs.size(), 1u);
+        EXPECT_EQ(rs[0].body, "Hello, World!");
+      },
+      options());
+}
+
+TEST_P(HttpProtocolTest, BodySplitAcrossManyWritesIsWhole) {
+  fiber::run(
+      [] {
+        TestServer s;
+        TcpStream c = connect(s);
+        std::string body(300000, 'z');
+        std::string req =
+            "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body.size()) +
+            "\r\n\r\n";
+        // Byte by byte for the head: every span arrives in pieces.
+        for (char ch : req) ASSERT_TRUE(c.write_all(std::string_view(&ch, 1)));
+        // The client writes from another fiber so that the server's answer,
+        // which starts before the client is done, never blocks the test.
+        fiber::WaitGroup wg;
+        wg.add(1);
+        fiber::go([&] {
+          EXPECT_TRUE(c.write_all(body));
+          wg.done();
+        });
+        auto rs = read_responses(c, 1);
+        wg.wait();
+        ASSERT_EQ(rs.size(), 1u);
+        EXPECT_EQ(rs[0].body.size(), body.size());
+        EXPECT_TRUE(rs[0].body == body);
+      },
+      options());
+}
+
+FIBER_INSTANTIATE_DRIVER_TESTS(HttpProtocolTest);
+
+}  // namespace
+}  // namespace fiber::http::testing
