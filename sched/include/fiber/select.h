@@ -79,12 +79,13 @@ class RecvCase {
     c.elem = raw_;
   }
   void dispatch(bool ok) {
-    std::optional<T> v;
-    if (ok) {
-      T* p = std::launder(reinterpret_cast<T*>(raw_));
-      v.emplace(std::move(*p));
-      p->~T();
+    if (!ok) {
+      f_(std::optional<T>());
+      return;
     }
+    T* p = std::launder(reinterpret_cast<T*>(raw_));
+    std::optional<T> v(std::move(*p));
+    p->~T();
     f_(std::move(v));
   }
 
