@@ -461,7 +461,7 @@ TEST_P(NetTest, CancelFromAnotherCoreWakesAParkedReader) {
         Address at = *ln->local_address();
         // The reader's socket lives on core 1; the canceller runs on core 0.
         std::atomic<TcpStream*> shared{nullptr};
-        std::atomic<bool> done{false};
+        std::atomic<bool> done{false}, stopped{false};
         auto reader = spawn_on(1, [&] {
           auto conn = TcpStream::connect(at);
           if (!conn) return std::string("connect failed");
@@ -469,6 +469,9 @@ TEST_P(NetTest, CancelFromAnotherCoreWakesAParkedReader) {
           char buf[16];
           auto r = conn->read(buf);
           done = true;
+          // The canceller may be inside cancel() still; the next read starts
+          // once it has stopped, so that no cancel is meant for it.
+          while (!stopped.load()) yield();
           if (r) return std::string("read returned data");
           if (r.error() != std::errc::operation_canceled) return r.error().message();
           // The socket is still usable after the cancel.
@@ -485,6 +488,7 @@ TEST_P(NetTest, CancelFromAnotherCoreWakesAParkedReader) {
           shared.load()->cancel();
           sleep_for(1ms);
         }
+        stopped = true;
         ASSERT_TRUE(server_side->write_all(std::string_view("after")));
         EXPECT_EQ(reader.join(), "after");
       },
