@@ -44,7 +44,12 @@ int32_t io_execute(IoHandle& h, const IoRequest& req, int64_t deadline_ns) {
   if (h.fd < 0) return -EBADF;
   t_scheduler->count_io();
   h.started.store(h.started.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-  return io_poller().execute(h, req, deadline_ns);
+  if (int err = h.fail_errno.load(std::memory_order_acquire)) return -err;
+  int32_t r = io_poller().execute(h, req, deadline_ns);
+  if (r == -ECANCELED) {
+    if (int err = h.fail_errno.load(std::memory_order_acquire)) r = -err;
+  }
+  return r;
 }
 
 int32_t io_open(const IoRequest& req) {
@@ -54,23 +59,42 @@ int32_t io_open(const IoRequest& req) {
   return io_poller().execute(scratch, req, 0);
 }
 
-void io_cancel(IoHandle& h) {
+namespace {
+
+// cancel_upto() cancels the ops of `h` numbered up to `upto`, here or, from
+// another thread, on the owner's core.
+void cancel_upto(IoHandle& h, uint64_t upto) {
   auto* owner = static_cast<Scheduler*>(h.owner);
   if (t_scheduler == owner) {
-    if (h.ops != nullptr) io_poller().cancel(h, UINT64_MAX);
+    if (h.ops != nullptr) io_poller().cancel(h, upto);
     return;
   }
   // Another core: the op list is the owner's, so the cancel runs there, in a
   // small fiber. The count keeps the handle alive until it has run.
-  // Only ops started by now are cancelled: one that starts later (say, the
-  // retry after this cancel was seen) must not be hit by a stale request.
   h.remote_cancels.fetch_add(1, std::memory_order_relaxed);
-  uint64_t upto = h.started.load(std::memory_order_acquire);
   go_on(owner->index(), [hp = &h, upto] {
     if (hp->fd >= 0 && hp->ops != nullptr) io_poller().cancel(*hp, upto);
     hp->remote_cancels.fetch_sub(1, std::memory_order_release);
   });
 }
+
+}  // namespace
+
+void io_cancel(IoHandle& h) {
+  // Only ops started by now are cancelled: one that starts later (say, the
+  // retry after this cancel was seen) must not be hit by a stale request.
+  cancel_upto(h, h.started.load(std::memory_order_acquire));
+}
+
+void io_fail(IoHandle& h, int err) {
+  // Ops that start from now on see fail_errno at once; those in flight are
+  // cancelled by a request that, posted after the store, acts on every op in
+  // flight when it runs. So no op escapes, with no fence on the I/O path.
+  h.fail_errno.store(err, std::memory_order_release);
+  cancel_upto(h, UINT64_MAX);
+}
+
+void io_unfail(IoHandle& h) { h.fail_errno.store(0, std::memory_order_release); }
 
 void io_close(IoHandle& h) {
   // Owner core only. Cancels posted from elsewhere run here; let them.

@@ -85,6 +85,8 @@ struct IoHandle {
   // An op's number lets a cancel posted from another core act on exactly the
   // ops that had started when cancel() was called.
   std::atomic<uint64_t> started{0};
+  // Non-zero after io_fail(): every op fails with -fail_errno (see io_fail()).
+  std::atomic<int> fail_errno{0};
 };
 
 // IoOp is one operation in progress; it lives on the parked fiber's stack.
@@ -117,6 +119,12 @@ int32_t io_open(const IoRequest& req);
 // let go of them. Callable from any thread of the runtime: from another core it
 // is posted to the owner's core (ops started before it runs there are cancelled).
 void io_cancel(IoHandle& h);
+
+// io_fail() makes the ops in flight on `h` and every later one return -err
+// (ECANCELED or ETIMEDOUT), until io_unfail(). Callable from any thread of the
+// runtime, as io_cancel(). It is how a cancelled context reaches a socket.
+void io_fail(IoHandle& h, int err);
+void io_unfail(IoHandle& h);
 
 // io_close() cancels the ops in flight, waits until each has returned, then
 // closes the fd. Safe to call with nothing in flight; idempotent. Also waits for

@@ -15,6 +15,7 @@
 
 #include "driver/io.h"
 #include "fiber/blocking.h"
+#include "fiber/cancellation.h"
 #include "fiber/detail/park.h"
 #include "sched/scheduler.h"
 
@@ -214,6 +215,29 @@ Result<Address> Socket::local_address() const {
   Address a;
   if (getsockname(fd(), a.data(), a.size_ptr()) != 0) return last_error();
   return a;
+}
+
+ContextBinding Socket::bind_context(const Context& ctx) {
+  detail::IoHandle* h = h_.get();
+  if (h == nullptr) return ContextBinding(nullptr, nullptr);
+  // The hook runs on whichever thread ends the context; io_fail() may be
+  // called from any thread of the runtime.
+  auto hook = std::make_unique<CancelHook>(ctx, [h, ctx] {
+    std::error_code err = ctx.err();
+    detail::io_fail(*h, err == std::errc::timed_out ? ETIMEDOUT : ECANCELED);
+  });
+  return ContextBinding(h, std::move(hook));
+}
+
+ContextBinding::ContextBinding(detail::IoHandle* h, std::unique_ptr<CancelHook> hook)
+    : h_(h), hook_(std::move(hook)) {}
+
+ContextBinding::ContextBinding(ContextBinding&& other) noexcept
+    : h_(std::exchange(other.h_, nullptr)), hook_(std::move(other.hook_)) {}
+
+ContextBinding::~ContextBinding() {
+  if (hook_ != nullptr) hook_->stop();  // after this the hook cannot run
+  if (h_ != nullptr) detail::io_unfail(*h_);
 }
 
 // --- Stream ------------------------------------------------------------------

@@ -159,7 +159,7 @@ void ContextState::cancel(std::error_code why) {
   if (timer != nullptr) timer->stop();  // from the owner core, frees the heap slot now
 }
 
-WithCancel derive_context(const Context& parent, int64_t deadline_ns) {
+WithCancel derive_context(const ::fiber::Context& parent, int64_t deadline_ns) {
   const std::shared_ptr<ContextState>& p = parent.state_;
   int64_t dl = deadline_ns;
   const bool parent_earlier =

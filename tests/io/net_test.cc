@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "fiber/cancellation.h"
 #include "fiber/fiber.h"
 #include "tests/support/drivers.h"
 
@@ -491,6 +492,52 @@ TEST_P(NetTest, CancelFromAnotherCoreWakesAParkedReader) {
         stopped = true;
         ASSERT_TRUE(server_side->write_all(std::string_view("after")));
         EXPECT_EQ(reader.join(), "after");
+      },
+      options(2));
+}
+
+TEST_P(NetTest, AContextBoundsTheOperationsOfASocket) {
+  run(
+      [] {
+        auto ln = TcpListener::bind(loopback_any_port());
+        ASSERT_TRUE(ln);
+        auto [server, client] = connected_pair(*ln);
+        char buf[16];
+        {
+          // Cancelled from another core while the read is parked.
+          auto [ctx, cancel] = with_cancel(background());
+          auto bound = client.bind_context(ctx);
+          auto canceller = spawn_on(1, [&ctx = ctx, cancel = cancel] {
+            cancel();
+            return ctx.err();
+          });
+          auto r = client.read(buf);
+          ASSERT_FALSE(r);
+          EXPECT_EQ(r.error(), std::errc::operation_canceled);
+          EXPECT_EQ(canceller.join(), std::errc::operation_canceled);
+          // Later operations fail at once while the binding lasts.
+          EXPECT_EQ(client.write(std::string_view("x")).error(), std::errc::operation_canceled);
+        }
+        {
+          // A deadline context: timed_out.
+          auto [ctx, cancel] = with_timeout(background(), 20ms);
+          auto bound = client.bind_context(ctx);
+          auto r = client.read(buf);
+          ASSERT_FALSE(r);
+          EXPECT_EQ(r.error(), std::errc::timed_out);
+          cancel();
+        }
+        {
+          // An already-ended context fails the first operation.
+          auto [ctx, cancel] = with_cancel(background());
+          cancel();
+          auto bound = client.bind_context(ctx);
+          EXPECT_EQ(client.read(buf).error(), std::errc::operation_canceled);
+        }
+        // Once the bindings are gone, the socket works again.
+        ASSERT_TRUE(server.write_all(std::string_view("ok")));
+        ASSERT_TRUE(client.read_exact({buf, 2}));
+        EXPECT_EQ(std::string(buf, 2), "ok");
       },
       options(2));
 }

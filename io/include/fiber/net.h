@@ -47,6 +47,24 @@ namespace fiber {
 namespace detail {
 struct IoHandle;
 }
+class Context;  // fiber/cancellation.h
+class CancelHook;
+class Socket;
+
+// ContextBinding ties a socket to a Context (see Socket::bind_context()); the
+// tie lasts as long as the binding. Movable; destroy it on any thread.
+class [[nodiscard]] ContextBinding {
+ public:
+  ContextBinding(ContextBinding&&) noexcept;
+  ContextBinding& operator=(ContextBinding&&) = delete;
+  ~ContextBinding();
+
+ private:
+  friend class Socket;
+  ContextBinding(detail::IoHandle* h, std::unique_ptr<CancelHook> hook);
+  detail::IoHandle* h_;
+  std::unique_ptr<CancelHook> hook_;
+};
 
 // Address is an IPv4 or IPv6 socket address.
 class Address {
@@ -95,6 +113,15 @@ class Socket {
   void set_deadline(Deadline d) { read_deadline_ = write_deadline_ = d; }
   void set_read_deadline(Deadline d) { read_deadline_ = d; }
   void set_write_deadline(Deadline d) { write_deadline_ = d; }
+
+  // bind_context() makes the end of `ctx` fail this socket's operations, those
+  // in progress and those that start later, with ctx.err() (operation_canceled
+  // or timed_out), until the binding is destroyed: Go's "...Context" calls for
+  // a whole socket. The socket must outlive the binding.
+  //   auto [ctx, cancel] = fiber::with_timeout(parent, 2s);
+  //   auto bound = conn.bind_context(ctx);
+  //   auto n = conn.read(buf);  // fails with timed_out after 2 s
+  ContextBinding bind_context(const Context& ctx);
 
   // wait_readable() / wait_writable() park until the socket is ready (or its
   // read / write deadline passes), without moving any data: for code that does

@@ -52,7 +52,7 @@ namespace detail {
 class ContextState;
 // derive_context() makes a child of `parent` with an absolute deadline (now_ns()
 // clock; negative: none).
-WithCancel derive_context(const Context& parent, int64_t deadline_ns);
+WithCancel derive_context(const ::fiber::Context& parent, int64_t deadline_ns);
 }  // namespace detail
 
 // Done is the element type of Context::done(): nothing is ever sent, it is closed.
@@ -74,7 +74,7 @@ class Context {
 
  private:
   friend class CancelHook;
-  friend WithCancel detail::derive_context(const Context&, int64_t);
+  friend WithCancel detail::derive_context(const ::fiber::Context&, int64_t);
   explicit Context(std::shared_ptr<detail::ContextState> s) : state_(std::move(s)) {}
   std::shared_ptr<detail::ContextState> state_;
 };
@@ -90,7 +90,7 @@ class CancelFunc {
   void operator()() const;
 
  private:
-  friend WithCancel detail::derive_context(const Context&, int64_t);
+  friend WithCancel detail::derive_context(const ::fiber::Context&, int64_t);
   explicit CancelFunc(std::shared_ptr<detail::ContextState> s) : state_(std::move(s)) {}
   std::shared_ptr<detail::ContextState> state_;
 };
