@@ -217,7 +217,17 @@ def write_all(out, meta, raw, micro, memory):
          "shape; figures are medians over the rounds. CPU = the server's utime+stime from "
          "/proc/PID/stat around each run, per 100k messages or requests. Peak RSS = VmHWM "
          "(reset through /proc/PID/clear_refs before each run). Ratios are ours ÷ this server: "
-         "throughput > 1 and CPU < 1 mean ours is better."]
+         "throughput > 1 and CPU < 1 mean ours is better. Every column is a median of its own "
+         "(so user+sys need not add up to the median total). echo_load's latency histogram "
+         "ends at 100 ms (≥100000 µs)."]
+    if meta.get("loadavgs"):
+        L.append("- 1-minute load average at the start of each round (the machine was "
+                 "idle only if these are near 0): " + "; ".join(
+                     f"{k} {', '.join(v)}" for k, v in meta["loadavgs"].items()))
+    if meta.get("kernel_apis"):
+        L.append("- Event interfaces each server held open once listening (from /proc/PID/fd; "
+                 "this is how the Asio backend is checked): " + ", ".join(
+                     f"{k} {v}" for k, v in meta["kernel_apis"].items()))
     if meta["versions"]:
         L.append(f"- Versions: {meta['versions']}")
     L.append("")
@@ -230,6 +240,10 @@ def write_all(out, meta, raw, micro, memory):
         L += md_tables(rows, "http", "req/s") + [""]
     if micro:
         L += ["## Micro (Google Benchmark medians vs Go testing.B medians)", "",
+              "Time per iteration, pinned to the server and load CPUs together. ours ÷ Go < 1 "
+              "means ours is faster. Go's -2 rows run with GOMAXPROCS=2, but Go may keep both "
+              "goroutines of a ping-pong on one P (runnext hand-off), so they are not always "
+              "cross-core.", "",
               "| what | ours | ns | Go | ns | ours ÷ Go | note |",
               "| --- | --- | ---: | --- | ---: | ---: | --- |"]
         for x in micro:

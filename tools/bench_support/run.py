@@ -78,11 +78,29 @@ class Server:
                                    f"see {logf.name}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                self.ctx.kernel_apis.setdefault(self.name, self.kernel_apis())
                 return self
             except OSError:
                 time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"{self.name} did not listen on port {self.port} within 10 s")
+
+    def kernel_apis(self):
+        """Which event interfaces the process holds open: io_uring, epoll (fd links)."""
+        found = set()
+        try:
+            for fd in os.listdir(f"/proc/{self.pid}/fd"):
+                try:
+                    link = os.readlink(f"/proc/{self.pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if "io_uring" in link:
+                    found.add("io_uring")
+                elif "eventpoll" in link:
+                    found.add("epoll")
+        except OSError:
+            return "?"
+        return "+".join(sorted(found)) or "neither"
 
     @property
     def pid(self):
@@ -189,6 +207,8 @@ class Ctx:
         self.raw = []       # every counted run: dict
         self.notes = []     # lines for the report
         self.skipped = []
+        self.kernel_apis = {}  # server -> "io_uring", "epoll", ... (fds open once listening)
+        self.loadavgs = {}  # suite -> 1-minute load average at the start of each round
 
     def next_port(self):
         while True:
@@ -315,6 +335,7 @@ def run_suite(ctx, suite, servers, shapes, load_for, parse, dur, warm_dur, check
     servers = ok
     for rnd in range(1, ctx.a.rounds + 1):
         la = loadavg()
+        ctx.loadavgs.setdefault(suite, []).append(la)
         log(f"{suite}: round {rnd}/{ctx.a.rounds} (load average {la})")
         k = (rnd - 1) % len(servers)
         for name, argv, env in servers[k:] + servers[:k]:
@@ -590,7 +611,7 @@ def main():
             "finished": datetime.datetime.now(datetime.timezone.utc), "quick": a.quick,
             "rounds": a.rounds, "server_cpus": a.server_cpus, "load_cpus": a.load_cpus,
             "skipped": ctx.skipped, "failures": failures, "versions": a.versions,
-            "notes": ctx.notes}
+            "notes": ctx.notes, "loadavgs": ctx.loadavgs, "kernel_apis": ctx.kernel_apis}
     report.write_all(a.out, meta, ctx.raw, ctx.micro, ctx.memory)
     return 1 if failures else 0
 
