@@ -81,7 +81,11 @@ int main(int argc, char** argv) {
   demo.static_dir = absl::GetFlag(FLAGS_static_dir);
 
   // Signals are taken by sigwait() on a blocking-pool thread; every thread the
-  // runtime starts inherits this mask.
+  // runtime starts inherits this mask. The default disposition first: a shell
+  // starts background jobs with SIGINT ignored, and an ignored signal is
+  // discarded before sigwait() could take it.
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);

@@ -21,6 +21,7 @@
 #include <llhttp.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 #include <utility>
 
@@ -55,6 +56,25 @@ std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
 }
+
+// ContentLength formats the header line on the stack: the hot path makes no
+// heap allocation for it.
+class ContentLength {
+ public:
+  explicit ContentLength(uint64_t n) {
+    constexpr std::string_view kName = "Content-Length: ";
+    std::memcpy(buf_, kName.data(), kName.size());
+    char* end = std::to_chars(buf_ + kName.size(), buf_ + sizeof buf_ - 2, n).ptr;
+    end[0] = '\r';
+    end[1] = '\n';
+    len_ = static_cast<size_t>(end + 2 - buf_);
+  }
+  std::string_view view() const { return {buf_, len_}; }
+
+ private:
+  char buf_[48];
+  size_t len_;
+};
 
 void release_if_big(std::string& s) {
   if (s.capacity() > kKeepCapacity) {
@@ -491,7 +511,7 @@ void Connection::fail(int status) {
   http10_ = false;
   resp_headers_.assign("Content-Type: text/plain; charset=utf-8\r\n");
   std::string_view reason = detail::status_reason(status);
-  append_head(status, absl::StrCat("Content-Length: ", reason.size() + 1, "\r\n"));
+  append_head(status, ContentLength(reason.size() + 1).view());
   absl::StrAppend(&out_, detail::av(reason), "\n");
   if (flush_out()) linger_close();
 }
@@ -554,7 +574,7 @@ bool Connection::answer() {
     if (no_body) {
       append_head(status, "");
     } else {
-      append_head(status, absl::StrCat("Content-Length: ", resp_body_.size(), "\r\n"));
+      append_head(status, ContentLength(resp_body_.size()).view());
     }
     if (!head_request_ && !no_body) {
       if (resp_body_.size() >= kDirectBody) {
@@ -647,7 +667,7 @@ Result<void> ResponseWriter::flush() {
         streamed_ = *content_length_;
         c.keep_alive_ = false;
       }
-      c.append_head(status_, absl::StrCat("Content-Length: ", *content_length_, "\r\n"));
+      c.append_head(status_, ContentLength(*content_length_).view());
     } else if (!c.http10_) {
       c.framing_ = Connection::Framing::kChunked;
       c.append_head(status_, "Transfer-Encoding: chunked\r\n");
