@@ -1,7 +1,9 @@
 // Mutex, CondVar, WaitGroup, JoinHandle's state and the WaitList they share.
 // All follow the parking protocol of fiber/detail/park.h.
 #include <stdexcept>
+#include <utility>
 
+#include "fiber/cancellation.h"
 #include "fiber/control_block.h"
 #include "fiber/detail/park.h"
 #include "fiber/join_handle.h"
@@ -82,10 +84,35 @@ void JoinStateBase::wait() {
   park();
 }
 
+std::error_code JoinStateBase::wait(const ::fiber::Context& ctx) {
+  Fiber* self = current_fiber("fiber::JoinHandle::wait");
+  bool ended = false;  // guarded by lock_
+  // The hook may run at once (ctx already ended), on this thread: it then finds
+  // no waiter and only sets `ended`, which is checked before parking.
+  CancelHook hook(ctx, [&] {
+    lock_.lock();
+    ended = true;
+    Fiber* w = std::exchange(waiter_, nullptr);
+    lock_.unlock();
+    if (w != nullptr) ready(w);
+  });
+  lock_.lock();
+  if (!done_ && !ended) {
+    waiter_ = self;
+    lock_.unlock();
+    park();  // woken once: by complete() or by the hook, whoever took waiter_
+    lock_.lock();
+  }
+  bool done = done_;
+  lock_.unlock();
+  hook.stop();
+  return done ? std::error_code() : ctx.err();
+}
+
 void JoinStateBase::complete() {
   lock_.lock();
   done_ = true;
-  Fiber* waiter = waiter_;
+  Fiber* waiter = std::exchange(waiter_, nullptr);
   lock_.unlock();
   if (waiter != nullptr) ready(waiter);
 }

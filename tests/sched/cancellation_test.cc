@@ -224,5 +224,29 @@ TEST_P(ContextTest, CancelHookStopRacingCancelNeverLeavesTheCallbackRunning) {
       options(2));
 }
 
+TEST_P(ContextTest, JoinWaitEndsWithTheContextAndTheHandleStaysJoinable) {
+  run(
+      [] {
+        Chan<int> release = *Chan<int>::make(0);
+        auto worker = spawn_on(1, [release] { return *release.recv() * 2; });
+        {
+          auto [ctx, cancel] = with_timeout(background(), 20ms);
+          EXPECT_EQ(worker.wait(ctx), std::errc::timed_out);
+        }
+        {
+          auto [ctx, cancel] = with_cancel(background());
+          cancel();
+          EXPECT_EQ(worker.wait(ctx), std::errc::operation_canceled);
+        }
+        EXPECT_TRUE(worker.joinable());
+        ASSERT_FALSE(release.send(21));
+        auto [ctx, cancel] = with_cancel(background());
+        EXPECT_EQ(worker.wait(ctx), std::error_code());  // the fiber returned
+        cancel();
+        EXPECT_EQ(worker.join(), 42);
+      },
+      options(2));
+}
+
 }  // namespace
 }  // namespace fiber

@@ -14,6 +14,7 @@
 #include <exception>
 #include <optional>
 #include <stdexcept>
+#include <system_error>
 #include <type_traits>
 #include <utility>
 
@@ -21,6 +22,8 @@
 #include "fiber/runtime.h"
 
 namespace fiber {
+class Context;  // fiber/cancellation.h
+
 namespace detail {
 
 // JoinStateBase is shared by a fiber and its handle; the last to let go frees it.
@@ -29,6 +32,9 @@ class JoinStateBase {
   virtual ~JoinStateBase() = default;
   // wait() parks the calling fiber until complete(). Fiber-only.
   void wait();
+  // wait(ctx) parks until complete() or the end of `ctx`: {} or ctx.err().
+  // Fiber-only.
+  std::error_code wait(const ::fiber::Context& ctx);
   // complete() marks the result final and wakes the joiner. Thread-safe.
   void complete();
   void release() {
@@ -111,6 +117,15 @@ class JoinHandle {
 
   // joinable() is true until join() is called or the handle is moved from.
   bool joinable() const { return state_ != nullptr; }
+
+  // wait() parks the caller until the fiber has returned (then join() does
+  // not park) or `ctx` ends, whichever comes first: {} or ctx.err(). The
+  // handle stays joinable. Throws std::logic_error if not joinable().
+  // Fiber-only: parks the caller.
+  std::error_code wait(const Context& ctx) {
+    if (state_ == nullptr) throw std::logic_error("fiber::JoinHandle::wait: not joinable");
+    return state_->wait(ctx);
+  }
 
   // join() parks the caller until the fiber returns; returns its result or
   // rethrows its exception. Throws std::logic_error if not joinable().
