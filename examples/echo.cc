@@ -104,6 +104,11 @@ int main(int argc, char** argv) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  // A shell without job control starts background jobs with SIGINT ignored, and
+  // an ignored signal is discarded even while blocked: sigwait() would never see
+  // it. Restore the default first.
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   try {

@@ -16,49 +16,12 @@
 #include "fiber/runtime.h"
 #include "strings.h"
 
-#if FIBER_HTTP_HAVE_FILE
 #include "fiber/file.h"
-#endif
 
 namespace fiber::http {
 namespace {
 
-#if FIBER_HTTP_HAVE_FILE
 using StaticFile = fiber::File;
-#else
-// StaticFile stands in for fiber::File until io/ builds it: the same calls,
-// each a plain syscall on the blocking pool, so no core waits on the disk.
-class StaticFile {
- public:
-  StaticFile() = default;
-  StaticFile(StaticFile&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  StaticFile& operator=(StaticFile&&) = delete;
-  ~StaticFile() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  static Result<StaticFile> open(std::string_view path, int flags) {
-    if (path.find('\0') != std::string_view::npos) return std::errc::invalid_argument;
-    std::string p(path);
-    int fd = spawn_blocking([&] { return ::open(p.c_str(), flags | O_CLOEXEC); });
-    if (fd < 0) return std::error_code(errno, std::generic_category());
-    StaticFile f;
-    f.fd_ = fd;
-    return f;
-  }
-  Result<size_t> read_at(std::span<char> buf, uint64_t offset) {
-    ssize_t n = spawn_blocking([&] {
-      ssize_t r = ::pread(fd_, buf.data(), buf.size(), static_cast<off_t>(offset));
-      return r < 0 ? -static_cast<ssize_t>(errno) : r;
-    });
-    if (n < 0) return std::error_code(static_cast<int>(-n), std::generic_category());
-    return static_cast<size_t>(n);
-  }
-  int fd() const { return fd_; }
-
- private:
-  int fd_ = -1;
-};
-#endif
 
 constexpr std::string_view kStaticPrefix = "/static/";
 constexpr size_t kWholeFile = 256 * 1024;  // files up to this are sent with one write
