@@ -25,6 +25,7 @@
 #include "fiber/detail/park.h"
 #include "fiber/select.h"
 #include "sched/scheduler.h"
+#include "sched/wake_list.h"
 
 namespace fiber::detail {
 namespace {
@@ -46,59 +47,12 @@ uint32_t rand_below(uint32_t n) {
                                32);
 }
 
-// WakeList collects fibers to ready() once every lock is released; linked through
-// Fiber::next, which is free while the fiber is parked (or about to park).
-class WakeList {
- public:
-  void add(Fiber* f) {
-    f->next = head_;
-    head_ = f;
-  }
-  void wake_all() {
-    while (Fiber* f = head_) {
-      head_ = f->next;
-      ready(f);  // f may run at once: do not touch it afterwards
-    }
-  }
-
- private:
-  Fiber* head_ = nullptr;
-};
-
 }  // namespace
 
 // --- WaiterQueue -------------------------------------------------------------
 
-void WaiterQueue::push_back(ChanWaiter* w) {
-  w->next = nullptr;
-  w->prev = tail_;
-  if (tail_ != nullptr) {
-    tail_->next = w;
-  } else {
-    head_ = w;
-  }
-  tail_ = w;
-  w->linked = true;
-}
-
-void WaiterQueue::remove(ChanWaiter* w) {
-  if (!w->linked) return;
-  if (w->prev != nullptr) {
-    w->prev->next = w->next;
-  } else {
-    head_ = w->next;
-  }
-  if (w->next != nullptr) {
-    w->next->prev = w->prev;
-  } else {
-    tail_ = w->prev;
-  }
-  w->prev = w->next = nullptr;
-  w->linked = false;
-}
-
 ChanWaiter* WaiterQueue::dequeue_live() {
-  while (ChanWaiter* w = head_) {
+  while (ChanWaiter* w = front()) {
     remove(w);
     bool expected = false;
     // acq_rel: the winner's writes to the waiter (value, ok, fired) happen after

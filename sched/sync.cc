@@ -10,67 +10,10 @@
 #include "fiber/mutex.h"
 #include "fiber/wait_group.h"
 #include "sched/scheduler.h"
+#include "sched/wake_list.h"
 
 namespace fiber {
 namespace detail {
-namespace {
-
-// Chain of fibers to wake once the lock is released, linked through Fiber::next
-// (free while a fiber is parked and off every run queue).
-class WakeChain {
- public:
-  void add(Fiber* f) {
-    f->next = head_;
-    head_ = f;
-  }
-  // wake_all() readies every fiber; call it after releasing the lock.
-  void wake_all() {
-    while (Fiber* f = head_) {
-      head_ = f->next;
-      ready(f);  // f may run at once on its core: do not touch it afterwards
-    }
-  }
-
- private:
-  Fiber* head_ = nullptr;
-};
-
-}  // namespace
-
-void WaitList::push_back(Waiter* w) {
-  w->next = nullptr;
-  w->prev = tail_;
-  if (tail_ != nullptr) {
-    tail_->next = w;
-  } else {
-    head_ = w;
-  }
-  tail_ = w;
-  w->linked = true;
-}
-
-Waiter* WaitList::pop_front() {
-  Waiter* w = head_;
-  if (w != nullptr) remove(w);
-  return w;
-}
-
-void WaitList::remove(Waiter* w) {
-  if (!w->linked) return;
-  if (w->prev != nullptr) {
-    w->prev->next = w->next;
-  } else {
-    head_ = w->next;
-  }
-  if (w->next != nullptr) {
-    w->next->prev = w->prev;
-  } else {
-    tail_ = w->prev;
-  }
-  w->prev = w->next = nullptr;
-  w->linked = false;
-}
-
 void JoinStateBase::wait() {
   Waiter self;
   self.fiber = current_fiber("fiber::JoinHandle::join");
@@ -222,7 +165,7 @@ void CondVar::notify_one() {
 }
 
 void CondVar::notify_all() {
-  detail::WakeChain chain;
+  detail::WakeList chain;
   lock_.lock();
   while (detail::Waiter* w = waiters_.pop_front()) chain.add(w->fiber);
   lock_.unlock();
@@ -232,7 +175,7 @@ void CondVar::notify_all() {
 // --- WaitGroup -------------------------------------------------------------
 
 void WaitGroup::add(int64_t delta) {
-  detail::WakeChain chain;
+  detail::WakeList chain;
   lock_.lock();
   if (count_ + delta < 0) {
     lock_.unlock();

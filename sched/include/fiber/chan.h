@@ -87,17 +87,11 @@ struct ChanWaiter {
 };
 
 // WaiterQueue is an intrusive FIFO of ChanWaiters. Guarded by the channel's lock.
-class WaiterQueue {
+class WaiterQueue : public IntrusiveList<ChanWaiter> {
  public:
-  void push_back(ChanWaiter* w);
-  void remove(ChanWaiter* w);
   // dequeue_live() pops waiters until it claims one whose operation nobody else
   // claimed yet (a select may have fired on another channel); nullptr if none.
   ChanWaiter* dequeue_live();
-
- private:
-  ChanWaiter* head_ = nullptr;
-  ChanWaiter* tail_ = nullptr;
 };
 
 // ChanStatus is the outcome of one channel operation.

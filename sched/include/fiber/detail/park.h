@@ -54,17 +54,56 @@ struct Waiter {
   bool linked = false;
 };
 
-// WaitList is an intrusive FIFO of waiters. Guarded by its owner's SpinLock.
-class WaitList {
+// IntrusiveList is a FIFO of nodes that carry their own links (`prev`, `next`,
+// `linked`): nodes live on parked fibers' stacks, so queueing allocates nothing.
+// Guarded by its owner's lock.
+template <class Node>
+class IntrusiveList {
  public:
   bool empty() const { return head_ == nullptr; }
-  void push_back(Waiter* w);
-  Waiter* pop_front();
-  void remove(Waiter* w);
+  Node* front() const { return head_; }
+
+  void push_back(Node* n) {
+    n->next = nullptr;
+    n->prev = tail_;
+    if (tail_ != nullptr) {
+      tail_->next = n;
+    } else {
+      head_ = n;
+    }
+    tail_ = n;
+    n->linked = true;
+  }
+
+  Node* pop_front() {
+    Node* n = head_;
+    if (n != nullptr) remove(n);
+    return n;
+  }
+
+  // remove() unlinks `n`; a node not linked is left alone.
+  void remove(Node* n) {
+    if (!n->linked) return;
+    if (n->prev != nullptr) {
+      n->prev->next = n->next;
+    } else {
+      head_ = n->next;
+    }
+    if (n->next != nullptr) {
+      n->next->prev = n->prev;
+    } else {
+      tail_ = n->prev;
+    }
+    n->prev = n->next = nullptr;
+    n->linked = false;
+  }
 
  private:
-  Waiter* head_ = nullptr;
-  Waiter* tail_ = nullptr;
+  Node* head_ = nullptr;
+  Node* tail_ = nullptr;
 };
+
+// WaitList is the FIFO of fibers waiting on a Mutex, CondVar or WaitGroup.
+using WaitList = IntrusiveList<Waiter>;
 
 }  // namespace fiber::detail
