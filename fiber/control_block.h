@@ -40,7 +40,7 @@ struct Fiber : Context {
 
 // The fiber running on this thread, or nullptr on a scheduler's own context.
 // Written only by the owning scheduler; read by the overflow signal handler.
-extern thread_local Fiber* t_current_fiber;
+extern thread_local constinit Fiber* t_current_fiber;
 
 // create_fiber() takes a stack from `pool` and builds a fiber on it, ready to
 // run `body` once switched to: moved onto the stack, or adopted if on the heap.

@@ -16,7 +16,7 @@
 
 namespace fiber::detail {
 
-thread_local Fiber* t_current_fiber = nullptr;
+thread_local constinit Fiber* t_current_fiber = nullptr;
 
 namespace {
 

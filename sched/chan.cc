@@ -54,6 +54,7 @@ uint32_t rand_below(uint32_t n) {
 ChanWaiter* WaiterQueue::dequeue_live() {
   while (ChanWaiter* w = front()) {
     remove(w);
+    if (w->sel->solo) return w;  // popped under the lock: nobody else can claim it
     bool expected = false;
     // acq_rel: the winner's writes to the waiter (value, ok, fired) happen after
     // it owns the select; a loser's select fired elsewhere and will not look here.
@@ -163,6 +164,7 @@ ChanStatus ChanCore::send(void* src) {
   }
   SelectState sel;
   sel.fiber = self;
+  sel.solo = true;
   ChanWaiter w;
   w.sel = &sel;
   w.elem = src;
@@ -185,6 +187,7 @@ ChanStatus ChanCore::recv(void* dst) {
   }
   SelectState sel;
   sel.fiber = self;
+  sel.solo = true;
   ChanWaiter w;
   w.sel = &sel;
   w.elem = dst;

@@ -180,10 +180,8 @@ void sleep_until_ns(int64_t deadline_ns) {
   t_scheduler->park();
 }
 
-Fiber* current_fiber(const char* api) {
-  Fiber* f = t_current_fiber;
-  if (f == nullptr) throw std::logic_error(std::string(api) + ": called outside a fiber");
-  return f;
+void not_in_fiber(const char* api) {
+  throw std::logic_error(std::string(api) + ": called outside a fiber");
 }
 
 void park() {

@@ -73,6 +73,9 @@ struct SelectState {
   Fiber* fiber = nullptr;
   std::atomic<bool> claimed{false};
   ChanWaiter* fired = nullptr;  // set by the claimer before ready(); nullptr: timer
+  // solo: a plain send or recv, one waiter on one channel and no timer. Only a
+  // peer holding that channel's lock can pop it, so it needs no CAS to claim.
+  bool solo = false;
 };
 
 // ChanWaiter is one case of a parked operation queued on one channel (Go's sudog).

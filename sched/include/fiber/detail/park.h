@@ -16,9 +16,21 @@ namespace fiber::detail {
 
 struct Fiber;
 
+// The running fiber of this thread (fiber/fiber.cc); constinit, so reading it
+// costs one TLS load and no init-wrapper call.
+extern thread_local constinit Fiber* t_current_fiber;
+
+// not_in_fiber() throws std::logic_error naming `api` ("called outside a fiber").
+[[noreturn]] void not_in_fiber(const char* api);
+
 // current_fiber() returns the calling fiber, or throws std::logic_error naming
-// `api` when called outside a fiber.
-Fiber* current_fiber(const char* api);
+// `api` when called outside a fiber. Inline: every parking call starts with it.
+inline Fiber* current_fiber(const char* api) {
+  Fiber* f = t_current_fiber;
+  if (f == nullptr) [[unlikely]]
+    not_in_fiber(api);
+  return f;
+}
 
 // park() suspends the calling fiber until ready() is called for it. Fiber-only.
 void park();
