@@ -12,11 +12,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "fiber/blocking.h"
+#include "fiber/file.h"
 #include "fiber/http_demo.h"
 #include "fiber/runtime.h"
 #include "strings.h"
-
-#include "fiber/file.h"
 
 namespace fiber::http {
 namespace {

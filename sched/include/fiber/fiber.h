@@ -2,8 +2,8 @@
 #pragma once
 
 #include "fiber/blocking.h"
-#include "fiber/chan.h"
 #include "fiber/cancellation.h"
+#include "fiber/chan.h"
 #include "fiber/fiber_local.h"
 #include "fiber/join_handle.h"
 #include "fiber/mutex.h"

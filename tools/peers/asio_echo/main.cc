@@ -8,7 +8,6 @@
 // BOOST_ASIO_HAS_IO_URING + BOOST_ASIO_DISABLE_EPOLL (every socket operation
 // on io_uring), and plain (epoll). It prints the backend it was built with.
 #include <boost/asio.hpp>
-
 #include <cstdio>
 #include <cstring>
 #include <memory>
