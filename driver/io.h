@@ -2,10 +2,12 @@
 //
 // io_uring: the request becomes an SQE whose user_data is the IoOp on the parked
 // fiber's stack; the scheduler submits once per loop turn and the CQE wakes the
-// fiber. A deadline is a linked timeout (IORING_TIMEOUT_ABS).
+// fiber.
 // epoll: the request is tried as a non-blocking syscall; on EAGAIN the fiber parks
 // until epoll reports the fd ready (edge-triggered, registered once per fd) and
-// retries. A deadline is a scheduler timer.
+// retries.
+// Both: a deadline is a scheduler timer; when it fires, the op is cancelled
+// (io_uring: an async cancel; epoll: the parked fiber is woken).
 //
 // Invariant (in-flight operations): io_execute() returns only after the kernel is
 // done with the operation, even when it was cancelled or timed out. That is what
@@ -94,8 +96,10 @@ struct IoOp {
   Fiber* fiber = nullptr;
   int32_t result = 0;
   bool cancelled = false;  // io_cancel() asked for it
-  bool timed_out = false;  // epoll: the deadline timer fired
-  bool parked = false;     // epoll: waiting for readiness; cleared by whoever wakes it
+  bool timed_out = false;  // the deadline timer fired
+  // epoll: waiting for readiness; io_uring: submitted and no CQE yet. Cleared by
+  // whoever wakes the fiber.
+  bool parked = false;
   bool input = false;      // epoll: waiting to read (else to write)
   uint64_t seq = 0;        // the operation's number (IoHandle::started when it began)
   IoOp* prev = nullptr;

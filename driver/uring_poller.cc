@@ -13,13 +13,14 @@
 #include "driver/io_poller.h"
 #include "fiber/detail/park.h"
 #include "sched/scheduler.h"
+#include "sched/timer.h"
 
 namespace fiber::detail {
 namespace {
 
 constexpr unsigned kRingEntries = 256;
 constexpr uint64_t kDoorbellTag = 1;
-constexpr uint64_t kIgnoreTag = 0;  // cancels and linked timeouts: nobody waits on them
+constexpr uint64_t kIgnoreTag = 0;  // cancels: nobody waits on them
 
 void prepare(io_uring_sqe* sqe, const IoRequest& req) {
   switch (req.kind) {
@@ -96,29 +97,43 @@ class UringPoller final : public IoPoller {
 
   int socket_flags() const override { return 0; }
 
+  // execute() bounds an op by a scheduler timer, not a linked timeout: arming
+  // and disarming a heap entry costs far less than a kernel hrtimer and a second
+  // CQE per op, and most deadlines (idle and header timeouts) never fire. When
+  // one does, the op is cancelled like any other and still returns only after
+  // its own CQE.
   int32_t execute(IoHandle& h, const IoRequest& req, int64_t deadline_ns) override {
+    if (deadline_ns > 0 && now_ns() >= deadline_ns) return -ETIMEDOUT;
     IoOp op;
     op.fiber = current_fiber("fiber: I/O");
     op.seq = h.started.load(std::memory_order_relaxed);
-    struct __kernel_timespec ts = {};  // read by the kernel at submission, before we resume
-    reserve(deadline_ns > 0 ? 2 : 1);
+    op.parked = true;
+    reserve(1);
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
     prepare(sqe, req);
     io_uring_sqe_set_data(sqe, &op);
+    struct DeadlineTimer : Timer {
+      UringPoller* poller;
+      IoOp* op;
+    } timer;
     if (deadline_ns > 0) {
-      sqe->flags |= IOSQE_IO_LINK;
-      ts.tv_sec = deadline_ns / 1000000000;
-      ts.tv_nsec = deadline_ns % 1000000000;
-      io_uring_sqe* timeout = io_uring_get_sqe(&ring_);
-      io_uring_prep_link_timeout(timeout, &ts, IORING_TIMEOUT_ABS);
-      io_uring_sqe_set_data64(timeout, kIgnoreTag);
+      timer.deadline_ns = deadline_ns;
+      timer.poller = this;
+      timer.op = &op;
+      timer.fire = [](Timer* t) {
+        auto* dt = static_cast<DeadlineTimer*>(t);
+        if (!dt->op->parked) return;  // its CQE came first
+        dt->op->timed_out = true;
+        dt->poller->cancel_op(dt->op);
+      };
+      t_scheduler->add_timer(&timer);
     }
     ++in_flight_;
     link_op(h, &op);
     park();  // until the op's own CQE: see dispatch()
+    if (deadline_ns > 0) t_scheduler->cancel_timer(&timer);
     unlink_op(h, &op);
-    if (deadline_ns > 0 && !op.cancelled && (op.result == -ECANCELED || op.result == -EINTR) &&
-        now_ns() >= deadline_ns) {
+    if (op.timed_out && !op.cancelled && (op.result == -ECANCELED || op.result == -EINTR)) {
       return -ETIMEDOUT;
     }
     return op.result;
@@ -128,10 +143,7 @@ class UringPoller final : public IoPoller {
     for (IoOp* op = h.ops; op != nullptr; op = op->next) {
       if (op->cancelled || op->seq > upto) continue;
       op->cancelled = true;
-      reserve(1);
-      io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-      io_uring_prep_cancel64(sqe, reinterpret_cast<uint64_t>(op), 0);
-      io_uring_sqe_set_data64(sqe, kIgnoreTag);
+      if (op->parked) cancel_op(op);
     }
   }
 
@@ -166,8 +178,18 @@ class UringPoller final : public IoPoller {
     }
     auto* op = reinterpret_cast<IoOp*>(cqe->user_data);
     op->result = cqe->res;
+    op->parked = false;
     --in_flight_;
     ready(op->fiber);  // only queues it: the op stays valid until it runs
+  }
+
+  // cancel_op() asks the kernel to cancel `op`, which has no CQE yet: the op is
+  // still in flight, so its address cannot name a newer op.
+  void cancel_op(IoOp* op) {
+    reserve(1);
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    io_uring_prep_cancel64(sqe, reinterpret_cast<uint64_t>(op), 0);
+    io_uring_sqe_set_data64(sqe, kIgnoreTag);
   }
 
   // reserve() makes room for `n` SQEs, submitting what is queued (and reaping
