@@ -100,8 +100,8 @@ struct IoOp {
   // epoll: waiting for readiness; io_uring: submitted and no CQE yet. Cleared by
   // whoever wakes the fiber.
   bool parked = false;
-  bool input = false;      // epoll: waiting to read (else to write)
-  uint64_t seq = 0;        // the operation's number (IoHandle::started when it began)
+  bool input = false;  // epoll: waiting to read (else to write)
+  uint64_t seq = 0;    // the operation's number (IoHandle::started when it began)
   IoOp* prev = nullptr;
   IoOp* next = nullptr;
 };
