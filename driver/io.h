@@ -77,6 +77,8 @@ struct IoHandle {
   bool registered = false;
   bool read_ready = false;
   bool write_ready = false;
+  // io_uring: the last recv left the socket empty (no IORING_CQE_F_SOCK_NONEMPTY).
+  bool input_drained = false;
   // Both drivers: every op in flight on this fd, for cancel and close.
   IoOp* ops = nullptr;
   Fiber* closer = nullptr;  // a close() waiting for the ops to drain
@@ -95,6 +97,7 @@ struct IoHandle {
 struct IoOp {
   Fiber* fiber = nullptr;
   int32_t result = 0;
+  uint32_t cqe_flags = 0;  // io_uring: the CQE's flags
   bool cancelled = false;  // io_cancel() asked for it
   bool timed_out = false;  // the deadline timer fired
   // epoll: waiting for readiness; io_uring: submitted and no CQE yet. Cleared by

@@ -74,6 +74,8 @@ class UringPoller final : public IoPoller {
     // runs when we ask for events, not as interrupts of whatever runs now.
     params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
     int ret = io_uring_queue_init_params(kRingEntries, &ring_, &params);
+    // DEFER_TASKRUN (6.1) implies POLL_FIRST and SOCK_NONEMPTY (5.19, 6.0).
+    poll_first_ = ret == 0;
     if (ret == -EINVAL) {
       params = {};
       ret = io_uring_queue_init_params(kRingEntries, &ring_, &params);
@@ -112,6 +114,11 @@ class UringPoller final : public IoPoller {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
     prepare(sqe, req);
     io_uring_sqe_set_data(sqe, &op);
+    const bool stream_recv = req.kind == IoKind::kRecv;
+    // A recv after one that drained the socket will most likely wait: arm the
+    // poll at once instead of first trying a recv that would fail (request /
+    // response protocols read right after answering).
+    if (stream_recv && poll_first_ && h.input_drained) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
     struct DeadlineTimer : Timer {
       UringPoller* poller;
       IoOp* op;
@@ -133,6 +140,9 @@ class UringPoller final : public IoPoller {
     park();  // until the op's own CQE: see dispatch()
     if (deadline_ns > 0) t_scheduler->cancel_timer(&timer);
     unlink_op(h, &op);
+    if (stream_recv) {
+      h.input_drained = op.result > 0 && (op.cqe_flags & IORING_CQE_F_SOCK_NONEMPTY) == 0;
+    }
     if (op.timed_out && !op.cancelled && (op.result == -ECANCELED || op.result == -EINTR)) {
       return -ETIMEDOUT;
     }
@@ -178,6 +188,7 @@ class UringPoller final : public IoPoller {
     }
     auto* op = reinterpret_cast<IoOp*>(cqe->user_data);
     op->result = cqe->res;
+    op->cqe_flags = cqe->flags;
     op->parked = false;
     --in_flight_;
     ready(op->fiber);  // only queues it: the op stays valid until it runs
@@ -228,6 +239,7 @@ class UringPoller final : public IoPoller {
   struct io_uring ring_;
   int doorbell_ = -1;
   bool doorbell_armed_ = false;
+  bool poll_first_ = false;      // the kernel knows IORING_RECVSEND_POLL_FIRST
   size_t in_flight_ = 0;         // ops submitted or queued whose CQE has not come
   uint64_t doorbell_value_ = 0;  // written by the kernel when the read completes
 };
