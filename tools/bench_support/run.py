@@ -403,6 +403,12 @@ MICRO_PAIRS = [
      "Go: GOMAXPROCS=2"),
     ("spawn_blocking round trip", "BM_SpawnBlockingRoundTrip", None, "no Go equivalent"),
 ]
+# Extra rows pairing one of our benchmarks with a second Go shape.
+EXTRA_PAIRS = [
+    ("chan_bench: BM_ChanPingPongTwoCores vs Go with each goroutine on its own thread",
+     "BM_ChanPingPongTwoCores", "BenchmarkChanPingPongThreads-2",
+     "Go: LockOSThread on both sides, GOMAXPROCS=2: every hand-off crosses threads"),
+]
 GO_CHAN = [("unbuffered channel ping-pong, GOMAXPROCS=1", "BenchmarkChanPingPong"),
            ("unbuffered channel ping-pong, GOMAXPROCS=2", "BenchmarkChanPingPong-2"),
            ("spawn + join with WaitGroup, 1 core", "BenchmarkSpawnJoinWaitGroup")]
@@ -484,6 +490,11 @@ def suite_micro(ctx):
         rows.append({"what": f"{binary}: {name}", "ours_name": name, "ours_ns": ns, "go_name": g,
                      "go_ns": go.get(g) if g else None, "note": note})
         if g:
+            go_used.add(g)
+    for what, o, g, note in EXTRA_PAIRS:
+        if o in ours:
+            rows.append({"what": what, "ours_name": o, "ours_ns": ours[o][1], "go_name": g,
+                         "go_ns": go.get(g), "note": note})
             go_used.add(g)
     for what, g in GO_CHAN:
         if g not in go_used and g in go:

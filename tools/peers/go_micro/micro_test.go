@@ -77,6 +77,33 @@ func BenchmarkChanPingPong(b *testing.B) {
 	<-pong
 }
 
+// BenchmarkChanPingPongThreads: BenchmarkChanPingPong with each goroutine
+// locked to an OS thread of its own (runtime.LockOSThread), so that at -cpu=2
+// every hand-off really crosses threads, as a cross-core hand-off between two
+// schedulers does. Plain -cpu=2 lets both goroutines share one P.
+func BenchmarkChanPingPongThreads(b *testing.B) {
+	ping := make(chan int)
+	pong := make(chan int)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		for v := range ping {
+			pong <- v
+		}
+		close(pong)
+	}()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ping <- i
+		<-pong
+	}
+	b.StopTimer()
+	close(ping)
+	<-pong
+}
+
 // BenchmarkCondPingPong: ping-pong through two Mutex+Cond slots, the shape
 // of BM_CrossCoreWakeRoundTrip (compare at -cpu=2).
 type slot struct {
