@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -93,7 +94,7 @@ int main(int argc, char** argv) {
         auto start = std::chrono::steady_clock::now();
         for (int c = 0; c < connections; ++c) {
           done.add(1);
-          fiber::go([&] {
+          fiber::go([&, c] {
             auto conn = fiber::TcpStream::connect(*addr, std::chrono::seconds(5));
             if (!conn) {
               ++errors;
@@ -103,9 +104,13 @@ int main(int argc, char** argv) {
             (void)conn->set_nodelay(true);
             std::string out(static_cast<size_t>(size), 'x');
             std::string in(static_cast<size_t>(size), '\0');
-            while (!stop) {
+            // Each message differs (connection and message numbers up front), and
+            // the echo must match it byte for byte.
+            for (uint64_t seq = 0; !stop; ++seq) {
+              std::snprintf(out.data(), out.size(), "%d:%llu:", c,
+                            static_cast<unsigned long long>(seq));
               auto t0 = std::chrono::steady_clock::now();
-              if (!conn->write_all(out) || !conn->read_exact(in)) {
+              if (!conn->write_all(out) || !conn->read_exact(in) || in != out) {
                 ++errors;
                 break;
               }
