@@ -176,7 +176,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (pieces != whole) {
     fail("split invariance (random pieces)", "whole:\n" + join(whole) + "pieces:\n" + join(pieces));
   }
-  if (input.size() <= 4096) {
+  if (input.size() <= 1024) {  // longer inputs: O(n) reads would dominate the run
     cuts.clear();
     for (size_t i = 1; i < input.size(); ++i) cuts.push_back(i);
     const std::vector<std::string> bytes = feed(input, cuts, opt);

@@ -165,6 +165,13 @@ int RequestParser::on_headers_complete(llhttp_t* p) {
   if (c.transfer_encodings_ > 0 && p->http_minor == 0) {
     return c.fail_with(400, "Transfer-Encoding in an HTTP/1.0 request");
   }
+  // RFC 9110 9.3.6: a CONNECT request has no content. llhttp does not read a
+  // body after CONNECT (what follows is the tunnel), so a body announced there
+  // would be handed to the handler as missing.
+  if (p->method == HTTP_CONNECT &&
+      (c.transfer_encodings_ > 0 || (c.content_lengths_ > 0 && p->content_length > 0))) {
+    return c.fail_with(400, "CONNECT with content");
+  }
   if (c.content_lengths_ > 0 && p->content_length > c.opt_.max_body_bytes) {
     return c.fail_with(413, "body too large");
   }
