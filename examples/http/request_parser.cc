@@ -13,6 +13,7 @@ namespace {
 constexpr size_t kInitialBuffer = 4096;
 constexpr size_t kBodyBuffer = 64 * 1024;      // read buffer while a big body streams in
 constexpr size_t kKeepCapacity = 1024 * 1024;  // a body buffer bigger than this is freed after use
+constexpr size_t kTrailerName = 32;  // bytes of a trailer field's name kept: enough to compare
 
 // trim() strips optional whitespace around a header value's list element.
 std::string_view trim(std::string_view s) {
@@ -102,8 +103,18 @@ int RequestParser::on_url_complete(llhttp_t* p) {
   return 0;
 }
 
+// Fields after the head are a chunked body's trailer (RFC 9112 7.1.2). They are
+// not merged into the request's headers (RFC 9110 6.5.1: a handler would take a
+// trailer Content-Length for the framing one) and not stored: only the start of
+// each name is kept, to refuse framing fields there.
 int RequestParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
   RequestParser& c = self(p);
+  if (c.headers_done_) {
+    if (!c.in_field_) c.trailer_name_.clear();
+    c.in_field_ = true;
+    c.trailer_name_.append(at, std::min(len, kTrailerName - c.trailer_name_.size()));
+    return 0;
+  }
   if (!c.in_field_) {
     c.spans_.emplace_back();
     c.in_field_ = true;
@@ -115,6 +126,7 @@ int RequestParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
 // the URI limit.
 int RequestParser::on_header_field_complete(llhttp_t* p) {
   RequestParser& c = self(p);
+  if (c.headers_done_) return 0;
   if (c.spans_.size() > c.opt_.max_headers) return c.fail_with(431, "too many headers");
   return 0;
 }
@@ -122,6 +134,7 @@ int RequestParser::on_header_field_complete(llhttp_t* p) {
 int RequestParser::on_header_value(llhttp_t* p, const char* at, size_t len) {
   RequestParser& c = self(p);
   c.in_field_ = false;
+  if (c.headers_done_) return 0;  // a trailer value: not stored
   return c.extend(c.spans_.back().value, at, len);
 }
 
@@ -131,6 +144,13 @@ int RequestParser::on_header_value(llhttp_t* p, const char* at, size_t len) {
 int RequestParser::on_header_value_complete(llhttp_t* p) {
   RequestParser& c = self(p);
   c.in_field_ = false;
+  if (c.headers_done_) {
+    if (detail::iequals(c.trailer_name_, "content-length") ||
+        detail::iequals(c.trailer_name_, "transfer-encoding")) {
+      return c.fail_with(400, "framing field in the trailer");
+    }
+    return 0;
+  }
   if (c.spans_.empty()) return 0;
   const char* base = c.buf_.get();
   std::string_view name = c.spans_.back().name.view(base);

@@ -144,6 +144,7 @@ class RequestParser {
   bool expect_continue_ = false;
   int error_status_ = 0;
   std::string body_;
+  std::string trailer_name_;     // the start of the trailer field being parsed
   std::vector<Header> headers_;  // spans_ as views, built by request()
 };
 

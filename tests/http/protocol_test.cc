@@ -148,6 +148,28 @@ TEST_P(HttpProtocolTest, ConnectWithContentIs400) {
       options());
 }
 
+// A chunked body's trailer is not merged into the headers (RFC 9110 6.5.1), and
+// a framing field there is refused rather than shown to the handler.
+TEST_P(HttpProtocolTest, TrailerFieldsAreDroppedAndFramingOnesRefused) {
+  fiber::run(
+      [] {
+        TestServer s;
+        std::string out =
+            round_trip(s,
+                       "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                       "Connection: close\r\n\r\n3\r\nabc\r\n0\r\nX-Sum: 1\r\n\r\n");
+        auto rs = parse_responses(out);
+        ASSERT_EQ(rs.size(), 1u) << out;
+        EXPECT_EQ(rs[0].status, 200);
+        EXPECT_EQ(rs[0].body, "abc");
+        expect_rejected(s,
+                        "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        "3\r\nabc\r\n0\r\nContent-Length: 99\r\n\r\n",
+                        400);
+      },
+      options());
+}
+
 TEST_P(HttpProtocolTest, BigBodyIs413) {
   fiber::run(
       [] {
