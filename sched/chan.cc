@@ -25,16 +25,27 @@
 #include "fiber/detail/park.h"
 #include "fiber/select.h"
 #include "sched/scheduler.h"
+#ifdef FIBER_TEST_HOOKS
+#include "sched/test_hooks.h"
+#endif
 #include "sched/wake_list.h"
 
 namespace fiber::detail {
 namespace {
 
+// rand_init() seeds fast_rand() on each thread.
+uint64_t rand_init(const void* where) {
+#ifdef FIBER_TEST_HOOKS
+  if (test::rand_seed() != 0) return test::rand_seed();  // deterministic runs (test_hooks.h)
+#endif
+  return static_cast<uint64_t>(now_ns()) ^ reinterpret_cast<uintptr_t>(where) ^
+         0x9E3779B97F4A7C15ull;
+}
+
 // fast_rand() is a per-thread wyrand generator: select's order needs to be
 // uniform, not unpredictable.
 uint64_t fast_rand() {
-  thread_local uint64_t state =
-      static_cast<uint64_t>(now_ns()) ^ reinterpret_cast<uintptr_t>(&state) ^ 0x9E3779B97F4A7C15ull;
+  thread_local uint64_t state = rand_init(&state);
   state += 0xA0761D6478BD642Full;
   __uint128_t m = static_cast<__uint128_t>(state) * (state ^ 0xE7037ED1A0B428DBull);
   return static_cast<uint64_t>(m >> 64) ^ static_cast<uint64_t>(m);

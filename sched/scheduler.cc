@@ -8,6 +8,9 @@
 #include <exception>
 
 #include "sched/runtime_impl.h"
+#ifdef FIBER_TEST_HOOKS
+#include "sched/test_hooks.h"
+#endif
 
 namespace fiber::detail {
 
@@ -15,6 +18,9 @@ thread_local Scheduler* t_scheduler = nullptr;
 thread_local Runtime* t_runtime = nullptr;
 
 int64_t now_ns() {
+#ifdef FIBER_TEST_HOOKS
+  if (test::virtual_clock()) return test::virtual_now();
+#endif
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
@@ -95,6 +101,22 @@ void Scheduler::loop() {
       timeout = timers_.top()->deadline_ns - now_ns();
       if (timeout < 0) timeout = 0;
     }
+#ifdef FIBER_TEST_HOOKS
+    if (test::virtual_clock()) {
+      // Virtual time (test_hooks.h): jump to the next timer rather than sleep;
+      // with none, fibers alive and nothing runnable, every fiber is parked.
+      if (timeout > 0) {
+        test::advance_clock(timers_.top()->deadline_ns);
+        timeout = 0;
+      } else if (timeout < 0 && live_count_ > 0) {
+        test::run_deadlock_hook();
+        if (!runq_.empty()) {
+          sleeping_.store(false, std::memory_order_relaxed);
+          continue;
+        }
+      }
+    }
+#endif
     poller_->poll(timeout);
     sleeping_.store(false, std::memory_order_relaxed);
   }
@@ -137,6 +159,11 @@ bool Scheduler::drain_inbox() {
   }
   for (const InboxItem& item : drained_) {
     if (item.fiber != nullptr) {
+#ifdef FIBER_TEST_HOOKS
+      if (item.fiber->state != FiberState::kParked) {
+        test::wake_not_parked(item.fiber->id, static_cast<int>(item.fiber->state));
+      }
+#endif
       item.fiber->state = FiberState::kReady;
       runq_.push(item.fiber);
       continue;
@@ -167,6 +194,9 @@ void Scheduler::fire_timers() {
 
 void Scheduler::ready(Fiber* f) {
   if (t_scheduler == this) {
+#ifdef FIBER_TEST_HOOKS
+    if (f->state != FiberState::kParked) test::wake_not_parked(f->id, static_cast<int>(f->state));
+#endif
     f->state = FiberState::kReady;
     runq_.push(f);
     return;

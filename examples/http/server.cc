@@ -1,25 +1,12 @@
 // The HTTP/1.1 connection loop.
 //
-// A connection reads into one buffer and hands llhttp every byte it has not
-// parsed yet. llhttp reports the request line and headers as spans of that
-// buffer (possibly in pieces, when a read ended inside them); the connection
-// keeps them as offsets, so the buffer may grow or slide without copying
-// headers anywhere. on_message_complete pauses the parser: the connection
-// answers that request (appending the answer to `out_`), then resumes after it.
+// A connection reads into its RequestParser's buffer (request_parser.h: llhttp
+// plus the server's own checks; the head of a request stays in that buffer as
+// offsets, so the head is never copied). Each complete request is answered at
+// once (the answer appended to `out_`), then parsing resumes after it.
 // Answers to pipelined requests accumulate in `out_` and leave in one write
 // when the buffer holds no further complete request, so a batch of requests
 // costs one read and one write.
-//
-// Buffer layout (offsets into buf_):
-//   [0, begin_)        consumed: requests already answered
-//   [begin_, parsed_)  the request in progress, given to llhttp
-//   [parsed_, end_)    read, not parsed yet (only while answering a request)
-//   [end_, cap_)       free
-// The head of the request in progress (request line and headers, the spans'
-// targets) stays in [begin_, head_end_) until it is answered; body bytes past
-// it are copied into body_ as they are parsed and may be dropped.
-#include <llhttp.h>
-
 #include <algorithm>
 #include <charconv>
 #include <cstring>
@@ -30,6 +17,7 @@
 #include "date.h"
 #include "fiber/fiber.h"
 #include "fiber/http.h"
+#include "request_parser.h"
 #include "strings.h"
 
 namespace fiber::http {
@@ -41,21 +29,12 @@ struct CoreState {
 
 namespace {
 
-constexpr size_t kInitialBuffer = 4096;
-constexpr size_t kBodyBuffer = 64 * 1024;      // read buffer while a big body streams in
 constexpr size_t kFlushThreshold = 64 * 1024;  // pending answers flushed beyond this
 constexpr size_t kDirectBody = 64 * 1024;      // bodies this big skip the copy into out_
 constexpr size_t kKeepCapacity = 1024 * 1024;  // buffers bigger than this are freed after use
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 std::chrono::steady_clock::time_point now() { return std::chrono::steady_clock::now(); }
-
-// trim() strips optional whitespace around a header value's list element.
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 // ContentLength formats the header line on the stack: the hot path makes no
 // heap allocation for it.
@@ -91,24 +70,11 @@ void release_if_big(std::string& s) {
 class Connection {
  public:
   Connection(Server& server, TcpStream stream, CoreState& core)
-      : server_(server), opt_(server.options_), stream_(std::move(stream)), core_(core) {
-    llhttp_settings_init(&settings_);
-    settings_.on_message_begin = &Connection::on_message_begin;
-    settings_.on_url = &Connection::on_url;
-    settings_.on_url_complete = &Connection::on_url_complete;
-    settings_.on_header_field = &Connection::on_header_field;
-    settings_.on_header_value = &Connection::on_header_value;
-    settings_.on_header_value_complete = &Connection::on_header_value_complete;
-    settings_.on_headers_complete = &Connection::on_headers_complete;
-    settings_.on_body = &Connection::on_body;
-    settings_.on_message_complete = &Connection::on_message_complete;
-    // Strict mode: llhttp_init leaves every lenient flag off, so bare LF line
-    // ends, bad header characters, conflicting Content-Length/Transfer-Encoding
-    // and keep-alive after Connection: close are all errors.
-    llhttp_init(&parser_, HTTP_REQUEST, &settings_);
-    parser_.data = this;
-    buf_ = std::make_unique<char[]>(kInitialBuffer);
-    cap_ = kInitialBuffer;
+      : server_(server),
+        opt_(server.options_),
+        stream_(std::move(stream)),
+        core_(core),
+        parser_(server.options_) {
     next_ = core_.connections;
     if (next_ != nullptr) next_->prev_ = this;
     core_.connections = this;
@@ -139,170 +105,9 @@ class Connection {
  private:
   friend class ResponseWriter;
 
-  struct Span {
-    size_t off = 0;
-    size_t len = 0;
-    std::string_view view(const char* base) const { return {base + off, len}; }
-    size_t end() const { return off + len; }
-  };
-  struct HeaderSpan {
-    Span name, value;
-  };
-
-  // ---- parsing ---------------------------------------------------------------
-  static Connection& self(llhttp_t* p) { return *static_cast<Connection*>(p->data); }
-
-  // fail_with() makes the current llhttp callback fail with HTTP status `code`.
-  int fail_with(int code, const char* reason) {
-    error_status_ = code;
-    llhttp_set_error_reason(&parser_, reason);
-    return -1;
-  }
-
-  // extend() appends a piece of a span. Pieces are contiguous in buf_: they are
-  // parsed in order from one buffer that only ever moves as a whole.
-  // A piece that does not follow the previous one means llhttp skipped bytes
-  // inside a value: obsolete line folding, which is refused (RFC 9112 5.2).
-  int extend(Span& s, const char* at, size_t len) {
-    size_t off = static_cast<size_t>(at - buf_.get());
-    if (s.len == 0) {
-      s.off = off;
-    } else if (off != s.end()) {
-      return fail_with(400, "obsolete line folding");
-    }
-    s.len += len;
-    head_end_ = std::max(head_end_, s.end());
-    return 0;
-  }
-
-  static int on_message_begin(llhttp_t* p) {
-    Connection& c = self(p);
-    c.in_message_ = true;
-    c.url_ = {};
-    c.url_done_ = false;
-    c.spans_.clear();
-    c.in_field_ = false;
-    c.headers_done_ = false;
-    c.head_end_ = c.begin_;
-    c.content_lengths_ = 0;
-    c.transfer_encodings_ = 0;
-    c.expect_continue_ = false;
-    c.body_.clear();
-    return 0;
-  }
-
-  static int on_url(llhttp_t* p, const char* at, size_t len) {
-    Connection& c = self(p);
-    if (c.extend(c.url_, at, len) != 0) return -1;
-    if (c.url_.len > c.opt_.max_uri_bytes) return c.fail_with(414, "URI too long");
-    return 0;
-  }
-
-  static int on_url_complete(llhttp_t* p) {
-    self(p).url_done_ = true;
-    return 0;
-  }
-
-  static int on_header_field(llhttp_t* p, const char* at, size_t len) {
-    Connection& c = self(p);
-    if (!c.in_field_) {
-      if (c.spans_.size() >= c.opt_.max_headers) return c.fail_with(431, "too many headers");
-      c.spans_.emplace_back();
-      c.in_field_ = true;
-    }
-    return c.extend(c.spans_.back().name, at, len);
-  }
-
-  static int on_header_value(llhttp_t* p, const char* at, size_t len) {
-    Connection& c = self(p);
-    c.in_field_ = false;
-    return c.extend(c.spans_.back().value, at, len);
-  }
-
-  // on_header_value_complete() applies the server's own framing rules on top of
-  // llhttp's, against request smuggling: one Content-Length at most, and the
-  // only transfer coding is a single "chunked".
-  static int on_header_value_complete(llhttp_t* p) {
-    Connection& c = self(p);
-    c.in_field_ = false;
-    if (c.spans_.empty()) return 0;
-    const char* base = c.buf_.get();
-    std::string_view name = c.spans_.back().name.view(base);
-    std::string_view value = trim(c.spans_.back().value.view(base));
-    if (value.find_first_of("\r\n") != std::string_view::npos) {
-      return c.fail_with(400, "line break in a header value");
-    }
-    if (detail::iequals(name, "content-length")) {
-      if (++c.content_lengths_ > 1) return c.fail_with(400, "more than one Content-Length");
-    } else if (detail::iequals(name, "transfer-encoding")) {
-      if (++c.transfer_encodings_ > 1) return c.fail_with(501, "more than one Transfer-Encoding");
-      if (!detail::iequals(value, "chunked")) {
-        return c.fail_with(501, "unsupported transfer coding");
-      }
-    } else if (detail::iequals(name, "expect")) {
-      if (!detail::iequals(value, "100-continue")) {
-        return c.fail_with(417, "unsupported expectation");
-      }
-      c.expect_continue_ = true;
-    }
-    return 0;
-  }
-
-  static int on_headers_complete(llhttp_t* p) {
-    Connection& c = self(p);
-    c.headers_done_ = true;
-    if (p->http_major != 1) return c.fail_with(505, "HTTP version not supported");
-    if (c.content_lengths_ > 0 && c.transfer_encodings_ > 0) {
-      return c.fail_with(400, "Content-Length with Transfer-Encoding");
-    }
-    // RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 request is faulty framing.
-    if (c.transfer_encodings_ > 0 && p->http_minor == 0) {
-      return c.fail_with(400, "Transfer-Encoding in an HTTP/1.0 request");
-    }
-    if (c.content_lengths_ > 0 && p->content_length > c.opt_.max_body_bytes) {
-      return c.fail_with(413, "body too large");
-    }
-    // 100-continue means nothing to HTTP/1.0 and to a request without a body.
-    if (p->http_minor == 0 || (c.content_lengths_ == 0 && c.transfer_encodings_ == 0) ||
-        (c.content_lengths_ > 0 && p->content_length == 0)) {
-      c.expect_continue_ = false;
-    }
-    c.body_deadline_ = now() + c.opt_.body_timeout;
-    return 0;
-  }
-
-  static int on_body(llhttp_t* p, const char* at, size_t len) {
-    Connection& c = self(p);
-    if (c.body_.size() + len > c.opt_.max_body_bytes) return c.fail_with(413, "body too large");
-    c.body_.append(at, len);
-    return 0;
-  }
-
-  static int on_message_complete(llhttp_t* p) {
-    (void)p;
-    return HPE_PAUSED;  // answer it before parsing the next one (pipelining)
-  }
-
-  // status_for() maps a parse error to the status to answer with.
-  int status_for(llhttp_errno_t err) const {
-    if (error_status_ != 0) return error_status_;
-    switch (err) {
-      case HPE_INVALID_VERSION:
-        return 505;
-      case HPE_INVALID_TRANSFER_ENCODING:
-        return 501;
-      default:
-        return 400;
-    }
-  }
-
-  // parse_buffered() parses [parsed_, end_), answering each complete request.
+  // parse_buffered() parses what is buffered, answering each complete request.
   // Returns false when the connection must end (it has then been answered).
   bool parse_buffered();
-  // make_room() ensures free space at end_, sliding or growing the buffer.
-  // Returns false after answering 431/414 when the head outgrows its limit.
-  bool make_room();
-  void slide(size_t keep_end);
 
   // ---- answering -------------------------------------------------------------
   // answer() runs the handler on the request just parsed and queues its answer.
@@ -328,29 +133,12 @@ class Connection {
   Connection* next_ = nullptr;
   bool idle_ = false;  // parked in read with no request in progress
 
-  llhttp_settings_t settings_;
-  llhttp_t parser_;
-  std::unique_ptr<char[]> buf_;
-  size_t cap_ = 0, begin_ = 0, parsed_ = 0, end_ = 0;
-
-  // The request in progress (reset by on_message_begin).
-  bool in_message_ = false;
-  Span url_;
-  bool url_done_ = false;
-  std::vector<HeaderSpan> spans_;
-  bool in_field_ = false;
-  bool headers_done_ = false;
-  size_t head_end_ = 0;
-  int content_lengths_ = 0;
-  int transfer_encodings_ = 0;
-  bool expect_continue_ = false;
+  RequestParser parser_;
   bool continue_sent_ = false;
-  int error_status_ = 0;
-  std::string body_;
-  std::vector<Header> headers_;  // spans_ as views, built for the handler
 
   // Deadlines of the request in progress.
   bool head_started_ = false;
+  bool body_started_ = false;  // body_deadline_ is set: the head is complete
   std::chrono::steady_clock::time_point head_deadline_{};
   std::chrono::steady_clock::time_point body_deadline_{};
   bool first_request_ = true;
@@ -367,75 +155,32 @@ class Connection {
 };
 
 bool Connection::parse_buffered() {
-  while (parsed_ < end_) {
-    const char* start = buf_.get() + parsed_;
-    llhttp_errno_t err = llhttp_execute(&parser_, start, end_ - parsed_);
-    if (err == HPE_OK) {
-      parsed_ = end_;
-      break;
-    }
-    if (err == HPE_PAUSED) {
-      parsed_ = static_cast<size_t>(llhttp_get_error_pos(&parser_) - buf_.get());
-      llhttp_resume(&parser_);
-      bool keep = answer();
-      in_message_ = false;
-      head_started_ = false;
-      continue_sent_ = false;
-      first_request_ = false;
-      begin_ = parsed_;
-      if (!keep) {
-        if (flush_out()) linger_close();
+  for (;;) {
+    switch (parser_.parse()) {
+      case RequestParser::Event::kNeedMore:
+        if (parser_.headers_done() && !body_started_) {
+          body_started_ = true;
+          body_deadline_ = now() + opt_.body_timeout;
+        }
+        return true;
+      case RequestParser::Event::kError:
+        fail(parser_.error_status());
         return false;
-      }
-      if (out_.size() >= kFlushThreshold && !flush_out()) return false;
-      continue;
+      case RequestParser::Event::kRequest:
+        break;
     }
-    fail(status_for(err));
-    return false;
+    bool keep = answer();
+    parser_.next_request();
+    head_started_ = false;
+    body_started_ = false;
+    continue_sent_ = false;
+    first_request_ = false;
+    if (!keep) {
+      if (flush_out()) linger_close();
+      return false;
+    }
+    if (out_.size() >= kFlushThreshold && !flush_out()) return false;
   }
-  if (!in_message_) {
-    // Nothing of a request is buffered (llhttp skips CRLFs between requests).
-    begin_ = parsed_ = end_ = 0;
-  }
-  return true;
-}
-
-void Connection::slide(size_t keep_end) {
-  // Moves [begin_, keep_end) to the front; every span moves with it.
-  size_t shift = begin_;
-  if (shift == 0 && keep_end == end_) return;
-  std::memmove(buf_.get(), buf_.get() + begin_, keep_end - begin_);
-  url_.off -= std::min(url_.off, shift);
-  for (HeaderSpan& h : spans_) {
-    h.name.off -= std::min(h.name.off, shift);
-    h.value.off -= std::min(h.value.off, shift);
-  }
-  head_end_ -= std::min(head_end_, shift);
-  end_ = parsed_ = keep_end - shift;
-  begin_ = 0;
-}
-
-bool Connection::make_room() {
-  if (in_message_ && !headers_done_ && end_ - begin_ > opt_.max_header_bytes) {
-    fail(url_done_ ? 431 : 414);
-    return false;
-  }
-  if (end_ < cap_) return true;
-  // The buffer is full and everything in it is parsed. Keep the head of the
-  // request in progress; body bytes past it are in body_ already.
-  slide(headers_done_ ? head_end_ : end_);
-  if (end_ < cap_ / 2 || (headers_done_ && end_ < cap_ && cap_ >= kBodyBuffer)) return true;
-  // The head check above keeps end_ <= max_header_bytes while the head is
-  // incomplete, so a buffer of max_header_bytes + 1 always has room.
-  size_t limit =
-      headers_done_ ? std::max(kBodyBuffer, opt_.max_header_bytes + 1) : opt_.max_header_bytes + 1;
-  if (cap_ >= limit) return end_ < cap_;
-  size_t grown = std::min(limit, cap_ * 2);
-  auto bigger = std::make_unique<char[]>(grown);
-  std::memcpy(bigger.get(), buf_.get(), end_);
-  buf_ = std::move(bigger);
-  cap_ = grown;
-  return true;
 }
 
 void Connection::run() {
@@ -443,17 +188,18 @@ void Connection::run() {
   head_started_ = true;
   for (;;) {
     if (!parse_buffered()) return;
-    if (in_message_ && headers_done_ && expect_continue_ && !continue_sent_) {
+    if (parser_.in_message() && parser_.headers_done() && parser_.expect_continue() &&
+        !continue_sent_) {
       out_.append(kContinue);
       continue_sent_ = true;
     }
     if (!flush_out()) return;
-    if (!in_message_ && server_.stopping_.load(std::memory_order_acquire)) return;
-    if (!make_room()) return;
-    if (!in_message_ && end_ == 0) {
+    if (!parser_.in_message() && server_.stopping_.load(std::memory_order_acquire)) return;
+    if (!parser_.make_room()) return;
+    if (!parser_.in_message() && parser_.buffer_empty()) {
       stream_.set_read_deadline(first_request_ ? head_deadline_ : now() + opt_.idle_timeout);
       idle_ = true;
-    } else if (!headers_done_) {
+    } else if (!parser_.headers_done()) {
       if (!head_started_) {
         head_started_ = true;
         head_deadline_ = now() + opt_.header_timeout;
@@ -462,16 +208,16 @@ void Connection::run() {
     } else {
       stream_.set_read_deadline(body_deadline_);
     }
-    auto n = stream_.read({buf_.get() + end_, cap_ - end_});
+    auto n = stream_.read(parser_.space());
     idle_ = false;
     // End of stream, timeout, cancel or reset: nothing more can be answered.
     // (A half-closed client has had its complete requests answered above.)
     if (!n || *n == 0) return;
-    if (!in_message_ && end_ == 0 && !head_started_) {
+    if (!parser_.in_message() && parser_.buffer_empty() && !head_started_) {
       head_started_ = true;
       head_deadline_ = now() + opt_.header_timeout;
     }
-    end_ += *n;
+    parser_.commit(*n);
   }
 }
 
@@ -522,31 +268,17 @@ void Connection::linger_close() {
   stream_.set_read_deadline(until);
   size_t drained = 0;
   while (drained < 256 * 1024) {
-    auto n = stream_.read({buf_.get(), cap_});
+    auto n = stream_.read(parser_.scratch());
     if (!n || *n == 0) break;
     drained += *n;
   }
 }
 
 bool Connection::answer() {
-  const char* base = buf_.get();
-  headers_.clear();
-  for (const HeaderSpan& h : spans_) headers_.push_back({h.name.view(base), h.value.view(base)});
-  Request req;
-  auto method = static_cast<llhttp_method_t>(parser_.method);
-  req.method_ = llhttp_method_name(method);
-  req.target_ = url_.view(base);
-  req.major_ = parser_.http_major;
-  req.minor_ = parser_.http_minor;
-  req.headers_ = headers_;
-  req.body_ = body_;
-
-  head_request_ = method == HTTP_HEAD;
-  http10_ = parser_.http_minor == 0;
-  // llhttp_should_keep_alive() applies HTTP/1.0's and Connection's rules; an
-  // upgrade (or CONNECT) is not supported, so its connection ends here.
-  keep_alive_ = llhttp_should_keep_alive(&parser_) != 0 && parser_.upgrade == 0 &&
-                !server_.stopping_.load(std::memory_order_acquire);
+  Request req = parser_.request();
+  head_request_ = parser_.head_request();
+  http10_ = parser_.http10();
+  keep_alive_ = parser_.keep_alive() && !server_.stopping_.load(std::memory_order_acquire);
   framing_ = Framing::kLength;
   resp_headers_.clear();
   resp_body_.clear();
@@ -587,7 +319,7 @@ bool Connection::answer() {
       }
     }
     release_if_big(resp_body_);
-    release_if_big(body_);
+    parser_.release_body();
     return keep_alive_;
   }
 
@@ -598,7 +330,7 @@ bool Connection::answer() {
   if (framing_ == Framing::kLength && w.content_length_ && w.streamed_ != *w.content_length_) {
     keep_alive_ = false;  // fewer bytes than announced: the client must see a close
   }
-  release_if_big(body_);
+  parser_.release_body();
   return keep_alive_ && framing_ != Framing::kClose;
 }
 

@@ -118,6 +118,58 @@ TEST_P(HttpProtocolTest, LongUriIs414) {
       options());
 }
 
+// The head limit holds however the head arrives: here in one write, which the
+// server's first 4 KiB read takes whole.
+TEST_P(HttpProtocolTest, HeadOverTheLimitIs431EvenInOneRead) {
+  fiber::run(
+      [] {
+        ServerOptions o;
+        o.max_header_bytes = 1024;
+        TestServer s(o);
+        expect_rejected(
+            s, "GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(2000, 'a') + "\r\n\r\n", 431);
+      },
+      options());
+}
+
+// RFC 9110 9.3.6: a CONNECT request has no content.
+TEST_P(HttpProtocolTest, ConnectWithContentIs400) {
+  fiber::run(
+      [] {
+        TestServer s;
+        expect_rejected(
+            s, "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\nContent-Length: 5\r\n\r\nhello", 400);
+        expect_rejected(
+            s,
+            "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\nTransfer-Encoding: chunked\r\n\r\n"
+            "0\r\n\r\n",
+            400);
+      },
+      options());
+}
+
+// A chunked body's trailer is not merged into the headers (RFC 9110 6.5.1), and
+// a framing field there is refused rather than shown to the handler.
+TEST_P(HttpProtocolTest, TrailerFieldsAreDroppedAndFramingOnesRefused) {
+  fiber::run(
+      [] {
+        TestServer s;
+        std::string out =
+            round_trip(s,
+                       "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                       "Connection: close\r\n\r\n3\r\nabc\r\n0\r\nX-Sum: 1\r\n\r\n");
+        auto rs = parse_responses(out);
+        ASSERT_EQ(rs.size(), 1u) << out;
+        EXPECT_EQ(rs[0].status, 200);
+        EXPECT_EQ(rs[0].body, "abc");
+        expect_rejected(s,
+                        "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        "3\r\nabc\r\n0\r\nContent-Length: 99\r\n\r\n",
+                        400);
+      },
+      options());
+}
+
 TEST_P(HttpProtocolTest, BigBodyIs413) {
   fiber::run(
       [] {

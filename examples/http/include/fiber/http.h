@@ -45,6 +45,7 @@
 namespace fiber::http {
 
 class Connection;
+class RequestParser;
 
 struct Header {
   std::string_view name;
@@ -70,7 +71,7 @@ class Request {
   std::string_view body() const { return body_; }
 
  private:
-  friend class Connection;
+  friend class RequestParser;
   std::string_view method_, target_, body_;
   int major_ = 1, minor_ = 1;
   std::span<const Header> headers_;
