@@ -7,6 +7,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <system_error>
 
@@ -17,7 +18,7 @@
 namespace fiber::detail {
 namespace {
 
-constexpr unsigned kRingEntries = 256;
+constexpr unsigned kRingEntries = kDefaultUringSqEntries;
 constexpr uint64_t kDoorbellTag = 1;
 constexpr uint64_t kIgnoreTag = 0;  // cancels and linked timeouts: nobody waits on them
 
@@ -67,15 +68,22 @@ void prepare(io_uring_sqe* sqe, const IoRequest& req) {
 
 class UringPoller final : public IoPoller {
  public:
-  UringPoller() {
+  explicit UringPoller(const Options& options) {
+    const unsigned sq = options.uring_sq_entries != 0 ? options.uring_sq_entries : kRingEntries;
     struct io_uring_params params = {};
     // SINGLE_ISSUER: only this thread submits. DEFER_TASKRUN: completion work
     // runs when we ask for events, not as interrupts of whatever runs now.
     params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
-    int ret = io_uring_queue_init_params(kRingEntries, &ring_, &params);
+    // CQSIZE: Options::uring_cq_entries (run() checked it is at least sq).
+    const unsigned cq_flags = options.uring_cq_entries != 0 ? IORING_SETUP_CQSIZE : 0;
+    params.flags |= cq_flags;
+    params.cq_entries = options.uring_cq_entries;
+    int ret = io_uring_queue_init_params(sq, &ring_, &params);
     if (ret == -EINVAL) {
       params = {};
-      ret = io_uring_queue_init_params(kRingEntries, &ring_, &params);
+      params.flags = cq_flags;
+      params.cq_entries = options.uring_cq_entries;
+      ret = io_uring_queue_init_params(sq, &ring_, &params);
     }
     if (ret < 0) throw std::system_error(-ret, std::generic_category(), "fiber: io_uring setup");
     // A blocking eventfd: the ring parks the read until the counter is non-zero.
@@ -157,6 +165,12 @@ class UringPoller final : public IoPoller {
     eventfd_write(doorbell_, 1);
   }
 
+  void add_stats(SchedulerStats& stats) const override {
+    stats.cq_overflows = cq_overflows_.load(std::memory_order_relaxed);
+    // The kernel writes this counter in the shared ring; a relaxed read is enough.
+    stats.cq_dropped = __atomic_load_n(ring_.cq.koverflow, __ATOMIC_RELAXED);
+  }
+
  private:
   void dispatch(const io_uring_cqe* cqe) {
     if (cqe->user_data == kIgnoreTag) return;
@@ -185,6 +199,12 @@ class UringPoller final : public IoPoller {
 
   // reap() dispatches every completion in the CQ ring.
   void reap() {
+    // The backlog itself is flushed by the next io_uring_enter(GETEVENTS), which
+    // every poll() makes: here we only count that it happened.
+    if (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_CQ_OVERFLOW) {
+      cq_overflows_.store(cq_overflows_.load(std::memory_order_relaxed) + 1,
+                          std::memory_order_relaxed);
+    }
     unsigned head;
     unsigned seen = 0;
     struct io_uring_cqe* cqe;
@@ -208,10 +228,14 @@ class UringPoller final : public IoPoller {
   bool doorbell_armed_ = false;
   size_t in_flight_ = 0;         // ops submitted or queued whose CQE has not come
   uint64_t doorbell_value_ = 0;  // written by the kernel when the read completes
+  // Written by this thread only, read by add_stats() from any thread.
+  std::atomic<uint64_t> cq_overflows_{0};
 };
 
 }  // namespace
 
-std::unique_ptr<Poller> make_uring_poller() { return std::make_unique<UringPoller>(); }
+std::unique_ptr<Poller> make_uring_poller(const Options& options) {
+  return std::make_unique<UringPoller>(options);
+}
 
 }  // namespace fiber::detail
