@@ -14,8 +14,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -116,7 +118,9 @@ int connect_to(uint16_t port) {
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   if (connect(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin) != 0) {
+    int err = errno;
     close(fd);
+    errno = err;
     return -1;
   }
   return fd;
@@ -161,12 +165,21 @@ TEST_P(EmfileTest, AServerOutOfFdsDoesNotSpinAndServesAgainOnceFdsFree) {
   // 200 connections: the server accepts until its fd table is full; the rest
   // wait in its backlog, its listener readable all along.
   std::vector<int> held;
+  int connect_errno = 0;
   for (int i = 0; i < kHeld; ++i) {
     int fd = connect_to(port);
-    if (fd < 0) break;
+    if (fd < 0) {
+      connect_errno = errno;
+      break;
+    }
     held.push_back(fd);
   }
-  EXPECT_EQ(held.size(), static_cast<size_t>(kHeld));
+  // A busy machine may refuse a few; far more than the server's fds is what counts.
+  if (held.size() <= 2 * kChildFds) {
+    for (int fd : held) close(fd);
+    stop_child();
+    FAIL() << "only " << held.size() << " connections: " << std::strerror(connect_errno);
+  }
   bool full = false;
   for (int i = 0; i < 500 && !(full = count_fds(child) >= static_cast<int>(kChildFds)); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polls the condition
