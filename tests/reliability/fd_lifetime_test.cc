@@ -39,7 +39,7 @@ TEST_P(FdLifetimeTest, CloseFromEitherCoreWakesAParkedReaderAndThePeerSeesEof) {
   run(
       [] {
         auto ln = loopback_listener();
-        for (int i = 0; i < 500 / kScale; ++i) {
+        for (int i = 0; i < 1000 / kScale; ++i) {
           for (unsigned closer_core : {0u, 1u}) {
             auto [peer, conn] = tcp_pair(ln);
             auto reader = spawn([&c = conn] {
@@ -71,7 +71,7 @@ TEST_P(FdLifetimeTest, AnFdNumberReusedAfterACrossCoreCloseNeverCarriesStaleData
       [] {
         auto ln = loopback_listener();
         int reused = 0;
-        const int iterations = 2000 / kScale;
+        const int iterations = 5000 / kScale;
         for (int i = 0; i < iterations; ++i) {
           auto [stale_end, old_peer] = tcp_pair(ln);
           const int number = stale_end.fd();
