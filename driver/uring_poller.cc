@@ -145,18 +145,20 @@ class UringPoller final : public IoPoller {
 
   void poll(int64_t timeout_ns) override {
     if (!doorbell_armed_) arm_doorbell();
+    int ret;
     if (timeout_ns == 0) {
-      io_uring_submit_and_get_events(&ring_);
+      ret = io_uring_submit_and_get_events(&ring_);
     } else if (timeout_ns < 0) {
-      io_uring_submit_and_wait(&ring_, 1);
+      ret = io_uring_submit_and_wait(&ring_, 1);
     } else {
       struct __kernel_timespec ts;
       ts.tv_sec = timeout_ns / 1000000000;
       ts.tv_nsec = timeout_ns % 1000000000;
       struct io_uring_cqe* cqe = nullptr;
       // -ETIME (deadline) and -EINTR (signal) both just mean "look again".
-      io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+      ret = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
     }
+    if (ret == -EINTR) bump(interrupted_);
     reap();
   }
 
@@ -167,6 +169,7 @@ class UringPoller final : public IoPoller {
 
   void add_stats(SchedulerStats& stats) const override {
     stats.cq_overflows = cq_overflows_.load(std::memory_order_relaxed);
+    stats.waits_interrupted = interrupted_.load(std::memory_order_relaxed);
     // The kernel writes this counter in the shared ring; a relaxed read is enough.
     stats.cq_dropped = __atomic_load_n(ring_.cq.koverflow, __ATOMIC_RELAXED);
   }
@@ -201,10 +204,7 @@ class UringPoller final : public IoPoller {
   void reap() {
     // The backlog itself is flushed by the next io_uring_enter(GETEVENTS), which
     // every poll() makes: here we only count that it happened.
-    if (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_CQ_OVERFLOW) {
-      cq_overflows_.store(cq_overflows_.load(std::memory_order_relaxed) + 1,
-                          std::memory_order_relaxed);
-    }
+    if (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_CQ_OVERFLOW) bump(cq_overflows_);
     unsigned head;
     unsigned seen = 0;
     struct io_uring_cqe* cqe;
@@ -228,8 +228,12 @@ class UringPoller final : public IoPoller {
   bool doorbell_armed_ = false;
   size_t in_flight_ = 0;         // ops submitted or queued whose CQE has not come
   uint64_t doorbell_value_ = 0;  // written by the kernel when the read completes
-  // Written by this thread only, read by add_stats() from any thread.
+  // Written by this thread only (bump()), read by add_stats() from any thread.
+  static void bump(std::atomic<uint64_t>& c) {
+    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
   std::atomic<uint64_t> cq_overflows_{0};
+  std::atomic<uint64_t> interrupted_{0};
 };
 
 }  // namespace

@@ -242,6 +242,9 @@ TEST_P(KernelErrorsTest, ASignalStormWithoutRestartLeavesEchoTrafficIntact) {
         stop = true;
         storm.join();
         EXPECT_EQ(intact.load(), kConnections);
+        uint64_t interrupted = 0;
+        for (const SchedulerStats& s : stats()) interrupted += s.waits_interrupted;
+        EXPECT_GT(interrupted, 0u) << "no driver wait was interrupted: the EINTR path never ran";
       },
       options(2));
   sigaction(SIGUSR1, &saved, nullptr);

@@ -191,6 +191,9 @@ struct SchedulerStats {
   // counter; stays 0 on kernels with IORING_FEAT_NODROP unless memory ran out).
   uint64_t cq_overflows = 0;
   uint64_t cq_dropped = 0;
+  // Times the driver's wait returned early for a signal (EINTR): harmless, the
+  // loop just looks again.
+  uint64_t waits_interrupted = 0;
 };
 
 // stats() reads every scheduler's counters. Each counter is exact for its core
