@@ -93,6 +93,12 @@ void one_lifetime(const Options& options, int* ok) {
       options);
 }
 
+#ifdef FIBER_TEST_TSAN
+constexpr int kLifetimes = 50;
+#else
+constexpr int kLifetimes = 200;
+#endif
+
 TEST_P(LifecycleTest, TwoHundredRuntimesComeAndGoWithoutLeaking) {
   Options o = options(2);
   int ok = 0;
@@ -100,8 +106,8 @@ TEST_P(LifecycleTest, TwoHundredRuntimesComeAndGoWithoutLeaking) {
   for (int i = 0; i < 20; ++i) one_lifetime(o, &ok);
   const testing::ResourceSnapshot before = testing::take_resource_snapshot();
   const int64_t rss_before = rss_bytes();
-  for (int i = 0; i < 200; ++i) one_lifetime(o, &ok);
-  EXPECT_EQ(ok, 220);
+  for (int i = 0; i < kLifetimes; ++i) one_lifetime(o, &ok);
+  EXPECT_EQ(ok, 20 + kLifetimes);
   const testing::ResourceSnapshot after = testing::settled_snapshot(before);
   EXPECT_EQ(after.leaks_since(before), "");
   EXPECT_EQ(after.stacks_mapped, 0) << "stacks still mapped with no runtime running";
