@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <system_error>
 
@@ -183,6 +184,10 @@ class EpollPoller final : public IoPoller {
       int ms = timeout_ns < 0 ? -1 : static_cast<int>((timeout_ns + 999999) / 1000000);
       n = epoll_wait(epfd_, events, 64, ms);
     }
+    if (n < 0 && errno == EINTR) {
+      interrupted_.store(interrupted_.load(std::memory_order_relaxed) + 1,
+                         std::memory_order_relaxed);
+    }
     for (int i = 0; i < n; ++i) {
       if (events[i].data.u64 == kDoorbellTag) {
         eventfd_t value;
@@ -209,6 +214,10 @@ class EpollPoller final : public IoPoller {
   }
 
   void wake() override { eventfd_write(doorbell_, 1); }
+
+  void add_stats(SchedulerStats& stats) const override {
+    stats.waits_interrupted = interrupted_.load(std::memory_order_relaxed);
+  }
 
  private:
   // execute_on_pool() runs a file request on the spawn_blocking() pool. The op
@@ -270,6 +279,8 @@ class EpollPoller final : public IoPoller {
   }
 
   size_t parked_ = 0;  // ops parked for readiness
+  // Written by this thread only, read by add_stats() from any thread.
+  std::atomic<uint64_t> interrupted_{0};
   int epfd_ = -1;
   int doorbell_ = -1;
 };

@@ -7,6 +7,8 @@
 
 #include "driver/io_poller.h"
 #include "fiber/detail/park.h"
+#include "fiber/join_handle.h"
+#include "fiber/resource_counts.h"
 #include "sched/scheduler.h"
 
 namespace fiber::detail {
@@ -15,6 +17,9 @@ namespace {
 IoPoller& io_poller() { return *static_cast<IoPoller*>(t_scheduler->poller()); }
 
 }  // namespace
+
+IoHandle::IoHandle() { count_resource(resource_counts().io_handles, 1); }
+IoHandle::~IoHandle() { count_resource(resource_counts().io_handles, -1); }
 
 void link_op(IoHandle& h, IoOp* op) {
   op->prev = nullptr;
@@ -42,10 +47,11 @@ int socket_flags() {
 int32_t io_execute(IoHandle& h, const IoRequest& req, int64_t deadline_ns) {
   current_fiber("fiber: I/O");
   if (h.fd < 0) return -EBADF;
-  t_scheduler->count_io();
   h.started.store(h.started.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   if (int err = h.fail_errno.load(std::memory_order_acquire)) return -err;
+  t_scheduler->io_begin();
   int32_t r = io_poller().execute(h, req, deadline_ns);
+  t_scheduler->io_end();
   if (r == -ECANCELED) {
     if (int err = h.fail_errno.load(std::memory_order_acquire)) r = -err;
   }
@@ -55,8 +61,10 @@ int32_t io_execute(IoHandle& h, const IoRequest& req, int64_t deadline_ns) {
 int32_t io_open(const IoRequest& req) {
   current_fiber("fiber: open");
   IoHandle scratch;  // no fd yet: nothing can cancel or close it
-  t_scheduler->count_io();
-  return io_poller().execute(scratch, req, 0);
+  t_scheduler->io_begin();
+  int32_t r = io_poller().execute(scratch, req, 0);
+  t_scheduler->io_end();
+  return r;
 }
 
 namespace {
@@ -97,7 +105,16 @@ void io_fail(IoHandle& h, int err) {
 void io_unfail(IoHandle& h) { h.fail_errno.store(0, std::memory_order_release); }
 
 void io_close(IoHandle& h) {
-  // Owner core only. Cancels posted from elsewhere run here; let them.
+  auto* owner = static_cast<Scheduler*>(h.owner);
+  if (owner != nullptr && t_scheduler != nullptr && t_scheduler != owner &&
+      t_current_fiber != nullptr) {
+    // Another core: the op list and the ring or epoll set are the owner's, and
+    // the fd must stay open until every op on it returned (else its number could
+    // be reused under a stale op). So the close runs there; wait for it.
+    spawn_on(owner->index(), [&h] { io_close(h); }).join();
+    return;
+  }
+  // The owner core. Cancels posted from elsewhere run here; let them.
   while (h.remote_cancels.load(std::memory_order_acquire) > 0) yield();
   if (h.fd < 0) return;
   if (h.ops != nullptr) {

@@ -69,6 +69,12 @@ struct IoOp;
 // IoHandle is what a driver keeps per fd. Heap-allocated by its owner (a socket
 // object) so that its address, which the epoll set holds, never moves.
 struct IoHandle {
+  // Counted in resource_counts().io_handles, for leak checks.
+  IoHandle();
+  ~IoHandle();
+  IoHandle(const IoHandle&) = delete;
+  IoHandle& operator=(const IoHandle&) = delete;
+
   int fd = -1;
   void* owner = nullptr;  // the scheduler of the core that made it
   // epoll: registered in the epoll set; ready flags remember an edge that came
@@ -135,7 +141,8 @@ void io_unfail(IoHandle& h);
 
 // io_close() cancels the ops in flight, waits until each has returned, then
 // closes the fd. Safe to call with nothing in flight; idempotent. Also waits for
-// cancels posted from other cores (see io_cancel()).
+// cancels posted from other cores (see io_cancel()). From a fiber of another
+// core it runs on the owner's core and parks the caller until it is done.
 void io_close(IoHandle& h);
 
 }  // namespace fiber::detail

@@ -126,11 +126,11 @@ DriverInfo choose_driver(DriverKind requested) {
   return {DriverKind::kEpoll, "epoll: io_uring unavailable: " + why_not};
 }
 
-std::unique_ptr<Poller> make_uring_poller();
+std::unique_ptr<Poller> make_uring_poller(const Options& options);
 std::unique_ptr<Poller> make_epoll_poller();
 
-std::unique_ptr<Poller> make_poller(DriverKind kind) {
-  return kind == DriverKind::kIoUring ? make_uring_poller() : make_epoll_poller();
+std::unique_ptr<Poller> make_poller(DriverKind kind, const Options& options) {
+  return kind == DriverKind::kIoUring ? make_uring_poller(options) : make_epoll_poller();
 }
 
 }  // namespace fiber::detail

@@ -7,6 +7,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <system_error>
 
@@ -18,7 +19,7 @@
 namespace fiber::detail {
 namespace {
 
-constexpr unsigned kRingEntries = 256;
+constexpr unsigned kRingEntries = kDefaultUringSqEntries;
 constexpr uint64_t kDoorbellTag = 1;
 constexpr uint64_t kIgnoreTag = 0;  // cancels: nobody waits on them
 
@@ -68,17 +69,24 @@ void prepare(io_uring_sqe* sqe, const IoRequest& req) {
 
 class UringPoller final : public IoPoller {
  public:
-  UringPoller() {
+  explicit UringPoller(const Options& options) {
+    const unsigned sq = options.uring_sq_entries != 0 ? options.uring_sq_entries : kRingEntries;
     struct io_uring_params params = {};
     // SINGLE_ISSUER: only this thread submits. DEFER_TASKRUN: completion work
     // runs when we ask for events, not as interrupts of whatever runs now.
     params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
-    int ret = io_uring_queue_init_params(kRingEntries, &ring_, &params);
+    // CQSIZE: Options::uring_cq_entries (run() checked it is at least sq).
+    const unsigned cq_flags = options.uring_cq_entries != 0 ? IORING_SETUP_CQSIZE : 0;
+    params.flags |= cq_flags;
+    params.cq_entries = options.uring_cq_entries;
+    int ret = io_uring_queue_init_params(sq, &ring_, &params);
     // DEFER_TASKRUN (6.1) implies POLL_FIRST and SOCK_NONEMPTY (5.19, 6.0).
     poll_first_ = ret == 0;
     if (ret == -EINVAL) {
       params = {};
-      ret = io_uring_queue_init_params(kRingEntries, &ring_, &params);
+      params.flags = cq_flags;
+      params.cq_entries = options.uring_cq_entries;
+      ret = io_uring_queue_init_params(sq, &ring_, &params);
     }
     if (ret < 0) throw std::system_error(-ret, std::generic_category(), "fiber: io_uring setup");
     // A blocking eventfd: the ring parks the read until the counter is non-zero.
@@ -159,24 +167,33 @@ class UringPoller final : public IoPoller {
 
   void poll(int64_t timeout_ns) override {
     if (!doorbell_armed_) arm_doorbell();
+    int ret;
     if (timeout_ns == 0) {
-      io_uring_submit_and_get_events(&ring_);
+      ret = io_uring_submit_and_get_events(&ring_);
     } else if (timeout_ns < 0) {
-      io_uring_submit_and_wait(&ring_, 1);
+      ret = io_uring_submit_and_wait(&ring_, 1);
     } else {
       struct __kernel_timespec ts;
       ts.tv_sec = timeout_ns / 1000000000;
       ts.tv_nsec = timeout_ns % 1000000000;
       struct io_uring_cqe* cqe = nullptr;
       // -ETIME (deadline) and -EINTR (signal) both just mean "look again".
-      io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+      ret = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
     }
+    if (ret == -EINTR) bump(interrupted_);
     reap();
   }
 
   void wake() override {
     // Writes can only fail on counter overflow, which a pending wake-up makes moot.
     eventfd_write(doorbell_, 1);
+  }
+
+  void add_stats(SchedulerStats& stats) const override {
+    stats.cq_overflows = cq_overflows_.load(std::memory_order_relaxed);
+    stats.waits_interrupted = interrupted_.load(std::memory_order_relaxed);
+    // The kernel writes this counter in the shared ring; a relaxed read is enough.
+    stats.cq_dropped = __atomic_load_n(ring_.cq.koverflow, __ATOMIC_RELAXED);
   }
 
  private:
@@ -218,6 +235,9 @@ class UringPoller final : public IoPoller {
 
   // reap() dispatches every completion in the CQ ring.
   void reap() {
+    // The backlog itself is flushed by the next io_uring_enter(GETEVENTS), which
+    // every poll() makes: here we only count that it happened.
+    if (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_CQ_OVERFLOW) bump(cq_overflows_);
     unsigned head;
     unsigned seen = 0;
     struct io_uring_cqe* cqe;
@@ -242,10 +262,18 @@ class UringPoller final : public IoPoller {
   bool poll_first_ = false;      // the kernel knows IORING_RECVSEND_POLL_FIRST
   size_t in_flight_ = 0;         // ops submitted or queued whose CQE has not come
   uint64_t doorbell_value_ = 0;  // written by the kernel when the read completes
+  // Written by this thread only (bump()), read by add_stats() from any thread.
+  static void bump(std::atomic<uint64_t>& c) {
+    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+  std::atomic<uint64_t> cq_overflows_{0};
+  std::atomic<uint64_t> interrupted_{0};
 };
 
 }  // namespace
 
-std::unique_ptr<Poller> make_uring_poller() { return std::make_unique<UringPoller>(); }
+std::unique_ptr<Poller> make_uring_poller(const Options& options) {
+  return std::make_unique<UringPoller>(options);
+}
 
 }  // namespace fiber::detail

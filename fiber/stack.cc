@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "fiber/detail/sanitizer.h"
+#include "fiber/resource_counts.h"
 #include "fiber/stack_size.h"
 
 #if FIBER_ASAN
@@ -65,8 +66,14 @@ size_t check_stack_size(size_t size) {
   return (size + pg - 1) / pg * pg;
 }
 
+ResourceCounts& resource_counts() {
+  static ResourceCounts counts;
+  return counts;
+}
+
 StackPool::~StackPool() {
   for (const Stack& s : free_) munmap(s.base, s.mapped);
+  count_resource(resource_counts().stacks_mapped, -static_cast<int64_t>(free_.size()));
 }
 
 Stack StackPool::acquire(size_t usable) {
@@ -94,6 +101,7 @@ Stack StackPool::acquire(size_t usable) {
     munmap(base, len);
     throw_map_error(err, "add a guard page", usable);
   }
+  count_resource(resource_counts().stacks_mapped, 1);
   ++live_;
   return Stack{static_cast<char*>(base), len};
 }
@@ -110,6 +118,7 @@ void StackPool::release(Stack s, uintptr_t low_water) {
   --live_;
   if (free_.size() >= kMaxCached) {
     munmap(s.base, s.mapped);
+    count_resource(resource_counts().stacks_mapped, -1);
     return;
   }
   bool deep = low_water < reinterpret_cast<uintptr_t>(s.top() - kKeepBytes);

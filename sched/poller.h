@@ -25,6 +25,9 @@ class Poller {
   // has_pending() is true while I/O is queued or in flight: the loop then polls
   // (without waiting) at every turn, and does not spin before sleeping.
   virtual bool has_pending() const { return false; }
+  // add_stats() fills in the driver's own counters of SchedulerStats.
+  // Thread-safe: any thread.
+  virtual void add_stats(SchedulerStats& stats) const { (void)stats; }
 };
 
 // choose_driver() decides which driver a runtime will use, and why. Throws
@@ -33,7 +36,8 @@ class Poller {
 DriverInfo choose_driver(DriverKind requested);
 
 // make_poller() builds a poller of `kind` (kIoUring or kEpoll) for the calling
-// thread. Throws std::system_error with a message on failure.
-std::unique_ptr<Poller> make_poller(DriverKind kind);
+// thread, sized by `options` (Options::uring_*). Throws std::system_error with a
+// message on failure.
+std::unique_ptr<Poller> make_poller(DriverKind kind, const Options& options);
 
 }  // namespace fiber::detail

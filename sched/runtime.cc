@@ -115,6 +115,21 @@ void run_main(absl::FunctionRef<void()> main, const Options& options) {
                                 std::to_string(options.blocking_threads) +
                                 "; it must be in [1, 100000]");
   }
+  const unsigned sq =
+      options.uring_sq_entries != 0 ? options.uring_sq_entries : kDefaultUringSqEntries;
+  // At least 2: an operation with a deadline is two linked SQEs, which must be
+  // submitted together.
+  if (sq < 2 || sq > 32768) {
+    throw std::invalid_argument("fiber::run: Options::uring_sq_entries is " + std::to_string(sq) +
+                                "; it must be in [2, 32768] (0: the default)");
+  }
+  if (options.uring_cq_entries != 0 &&
+      (options.uring_cq_entries < sq || options.uring_cq_entries > 65536)) {
+    throw std::invalid_argument("fiber::run: Options::uring_cq_entries is " +
+                                std::to_string(options.uring_cq_entries) + "; it must be in [" +
+                                std::to_string(sq) +
+                                " (the SQ entries), 65536] (0: twice the SQ entries)");
+  }
   size_t main_stack = check_stack_size(options.stack_size);
   DriverInfo driver = choose_driver(options.driver);
   install_overflow_handler();

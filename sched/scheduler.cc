@@ -7,7 +7,9 @@
 #include <cstdio>
 #include <exception>
 
+#include "fiber/resource_counts.h"
 #include "sched/runtime_impl.h"
+#include "sched/timer_core.h"
 #ifdef FIBER_TEST_HOOKS
 #include "sched/test_hooks.h"
 #endif
@@ -56,11 +58,14 @@ void Scheduler::thread_main(int cpu, DriverKind kind, Startup* startup) {
   init_thread_context(&main_ctx_);
   std::exception_ptr error;
   try {
-    poller_ = make_poller(kind);
+    poller_ = make_poller(kind, runtime_->options());
   } catch (...) {
     error = std::current_exception();
   }
-  if (startup->arrive_and_wait(error)) loop();
+  if (startup->arrive_and_wait(error)) {
+    loop();
+    count_left_behind();
+  }
   t_scheduler = nullptr;
   t_runtime = nullptr;
 }
@@ -120,6 +125,17 @@ void Scheduler::loop() {
     poller_->poll(timeout);
     sleeping_.store(false, std::memory_order_relaxed);
   }
+}
+
+void Scheduler::count_left_behind() {
+  // The loop has ended: what is still here is abandoned. Counted for leak checks
+  // (fiber/resource_counts.h). TimerCore nodes still armed are not: this thread
+  // releases them as it ends (time.cc); the other timers are parked fibers'.
+  ResourceCounts& counts = resource_counts();
+  count_resource(counts.fibers_abandoned, static_cast<int64_t>(live_count_));
+  count_resource(counts.io_ops_abandoned, static_cast<int64_t>(io_in_flight_));
+  count_resource(counts.timers_abandoned,
+                 static_cast<int64_t>(timers_.size() - armed_timer_cores()));
 }
 
 void Scheduler::spin_before_sleep() {
@@ -232,6 +248,7 @@ SchedulerStats Scheduler::stats() const {
   s.fibers_spawned = spawned_.load(std::memory_order_relaxed);
   s.context_switches = switches_.load(std::memory_order_relaxed);
   s.io_ops = io_ops_.load(std::memory_order_relaxed);
+  if (poller_ != nullptr) poller_->add_stats(s);
   return s;
 }
 

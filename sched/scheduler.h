@@ -97,8 +97,13 @@ class Scheduler {
   Runtime* runtime() const { return runtime_; }
   // live_fibers() counts fibers started and not yet exited. Core-local.
   size_t live_fibers() const { return live_count_; }
-  // count_io() counts an I/O operation started. Core-local.
-  void count_io() { bump(io_ops_); }
+  // io_begin() counts an I/O operation started, io_end() one that returned.
+  // Core-local.
+  void io_begin() {
+    bump(io_ops_);
+    ++io_in_flight_;
+  }
+  void io_end() { --io_in_flight_; }
   // stats() reads the counters. Thread-safe.
   SchedulerStats stats() const;
 
@@ -116,6 +121,7 @@ class Scheduler {
   }
 
   void loop();
+  void count_left_behind();
   void spin_before_sleep();
   void post(const InboxItem& item);
   bool drain_inbox();
@@ -137,6 +143,7 @@ class Scheduler {
   StackPool stacks_;
   Fiber* live_head_ = nullptr;
   size_t live_count_ = 0;
+  size_t io_in_flight_ = 0;  // operations between io_begin() and io_end()
   uint64_t next_id_ = 0;
   std::vector<InboxItem> drained_;
   bool ran_since_sleep_ = false;

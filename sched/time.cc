@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "fiber/resource_counts.h"
 #include "fiber/runtime.h"
 #include "sched/scheduler.h"
 #include "sched/timer_core.h"
@@ -16,14 +17,17 @@ namespace {
 // a reference; the thread releases the ones left when it ends. Core-local.
 struct ArmedTimers {
   TimerCore* head = nullptr;
+  size_t count = 0;
 
   void add(TimerCore* t) {
+    ++count;
     t->reg_prev = nullptr;
     t->reg_next = head;
     if (head != nullptr) head->reg_prev = t;
     head = t;
   }
   void remove(TimerCore* t) {
+    --count;
     if (t->reg_prev != nullptr) {
       t->reg_prev->reg_next = t->reg_next;
     } else {
@@ -52,7 +56,14 @@ Scheduler* owner_or_throw(const char* api) {
 
 }  // namespace
 
-TimerCore::TimerCore(const char* api) : owner_(owner_or_throw(api)) { fire = &TimerCore::on_fire; }
+size_t armed_timer_cores() { return t_armed.count; }
+
+TimerCore::TimerCore(const char* api) : owner_(owner_or_throw(api)) {
+  fire = &TimerCore::on_fire;
+  count_resource(resource_counts().timer_nodes, 1);
+}
+
+TimerCore::~TimerCore() { count_resource(resource_counts().timer_nodes, -1); }
 
 void TimerCore::arm_local(int64_t deadline_ns_in) {
   if (armed()) {

@@ -51,7 +51,7 @@ class TimerCore : public Timer {
   TimerCore* reg_next = nullptr;
 
  protected:
-  virtual ~TimerCore() = default;
+  virtual ~TimerCore();
   // deliver_locked() runs on the owner thread, with mu_ held, when the timer fires
   // for the current generation.
   virtual void deliver_locked(int64_t /*now_ns*/) {}
@@ -73,5 +73,9 @@ class TimerCore : public Timer {
   bool active_ = false;     // guarded by mu_
   int64_t period_ns_ = 0;   // guarded by mu_
 };
+
+// armed_timer_cores() is how many TimerCore nodes sit armed in this scheduler
+// thread's heap (the rest of the heap is fibers' own timers). Core-local.
+size_t armed_timer_cores();
 
 }  // namespace fiber::detail

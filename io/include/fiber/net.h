@@ -5,7 +5,7 @@
 // never exceptions.
 //
 // Threading: a socket belongs to the core (scheduler) that created or accepted
-// it; use it and close it on that core (cancel() works from any core). With
+// it; use it on that core (cancel() and close() work from any core). With
 // ListenOptions::reuse_port every core can accept on its own listener of one port.
 //
 // Deadlines work as Go's net.Conn: an absolute time after which operations fail
@@ -99,7 +99,9 @@ class Socket {
   ~Socket();
 
   // close() cancels operations in flight, waits for the kernel to let go of
-  // them, then closes the fd. Idempotent. On the socket's own core.
+  // them, then closes the fd. Idempotent. Callable from any fiber: from
+  // another core it runs on the socket's core and parks the caller until done
+  // (so the fd number is never free while an operation on it is in flight).
   void close();
   // cancel() makes the operations in progress on this socket return
   // std::errc::operation_canceled (or their own result, if they finished

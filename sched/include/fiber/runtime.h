@@ -75,7 +75,19 @@ struct Options {
   // window costs no syscall and no wake-up of a halted CPU (tens of µs on a VM);
   // an idle runtime spins once per wake-up at most. Zero disables it.
   std::chrono::nanoseconds idle_spin = std::chrono::microseconds(50);
+  // uring_sq_entries and uring_cq_entries size each scheduler's io_uring
+  // submission and completion queues (the kernel rounds them up to a power of
+  // two); 0 keeps the defaults, kDefaultUringSqEntries and twice the SQ. A
+  // small SQ only makes the scheduler submit in more batches; a small CQ makes
+  // completions wait in the kernel's overflow backlog (SchedulerStats::
+  // cq_overflows counts it), slower but never lost. SQ in [2, 32768], CQ in
+  // [the SQ, 65536]; anything else is std::invalid_argument. Ignored by epoll.
+  unsigned uring_sq_entries = 0;
+  unsigned uring_cq_entries = 0;
 };
+
+// kDefaultUringSqEntries is the default of Options::uring_sq_entries.
+inline constexpr unsigned kDefaultUringSqEntries = 256;
 
 namespace detail {
 void run_main(absl::FunctionRef<void()> main, const Options& options);
@@ -173,6 +185,15 @@ struct SchedulerStats {
   uint64_t fibers_spawned = 0;    // started, in all
   uint64_t context_switches = 0;  // times a fiber parked, yielded or exited
   uint64_t io_ops = 0;            // I/O operations started
+  // io_uring only (0 under epoll): times the scheduler found its completion
+  // queue overflowed (IORING_SQ_CQ_OVERFLOW: completions waiting in the
+  // kernel's backlog), and completions the kernel dropped (its overflow
+  // counter; stays 0 on kernels with IORING_FEAT_NODROP unless memory ran out).
+  uint64_t cq_overflows = 0;
+  uint64_t cq_dropped = 0;
+  // Times the driver's wait returned early for a signal (EINTR): harmless, the
+  // loop just looks again.
+  uint64_t waits_interrupted = 0;
 };
 
 // stats() reads every scheduler's counters. Each counter is exact for its core

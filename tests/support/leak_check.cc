@@ -1,0 +1,93 @@
+// The per-test leak check: see leak_check.h. A gtest event listener, registered
+// by a static initialiser when this object is linked (fiber_add_test does so).
+#include "tests/support/leak_check.h"
+
+#include <dirent.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "fiber/resource_counts.h"
+
+namespace fiber::testing {
+namespace {
+
+int64_t count_entries(const char* dir) {
+  int64_t n = 0;
+  if (DIR* d = opendir(dir)) {
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] != '.') ++n;
+    }
+    closedir(d);
+  }
+  return n;
+}
+
+ResourceSnapshot g_baseline;
+
+class LeakListener final : public ::testing::EmptyTestEventListener {
+ public:
+  void OnTestStart(const ::testing::TestInfo&) override { g_baseline = take_resource_snapshot(); }
+
+  // Listeners hear OnTestEnd in reverse order, so this runs before the printer
+  // reports the test, and a failure added here fails it.
+  void OnTestEnd(const ::testing::TestInfo&) override {
+    std::string leaks = settled_snapshot(g_baseline).leaks_since(g_baseline);
+    if (!leaks.empty()) ADD_FAILURE() << "leak check: " << leaks;
+  }
+};
+
+[[maybe_unused]] const bool g_registered = [] {
+  ::testing::UnitTest::GetInstance()->listeners().Append(new LeakListener);
+  return true;
+}();
+
+}  // namespace
+
+std::string ResourceSnapshot::leaks_since(const ResourceSnapshot& before) const {
+  std::string out;
+  auto check = [&](const char* name, int64_t was, int64_t now) {
+    if (was == now) return;
+    if (!out.empty()) out += ", ";
+    out += std::string(name) + " " + std::to_string(was) + " -> " + std::to_string(now);
+  };
+  check("fiber stacks mapped", before.stacks_mapped, stacks_mapped);
+  check("socket/file handles", before.io_handles, io_handles);
+  check("timer nodes", before.timer_nodes, timer_nodes);
+  check("fibers abandoned at stop", before.fibers_abandoned, fibers_abandoned);
+  check("I/O ops abandoned at stop", before.io_ops_abandoned, io_ops_abandoned);
+  check("timers abandoned at stop", before.timers_abandoned, timers_abandoned);
+  check("threads", before.threads, threads);
+  check("open fds", before.fds, fds);
+  return out;
+}
+
+ResourceSnapshot take_resource_snapshot() {
+  const detail::ResourceCounts& c = detail::resource_counts();
+  ResourceSnapshot s;
+  s.stacks_mapped = c.stacks_mapped.load(std::memory_order_relaxed);
+  s.io_handles = c.io_handles.load(std::memory_order_relaxed);
+  s.timer_nodes = c.timer_nodes.load(std::memory_order_relaxed);
+  s.fibers_abandoned = c.fibers_abandoned.load(std::memory_order_relaxed);
+  s.io_ops_abandoned = c.io_ops_abandoned.load(std::memory_order_relaxed);
+  s.timers_abandoned = c.timers_abandoned.load(std::memory_order_relaxed);
+  s.threads = count_entries("/proc/self/task");
+  s.fds = count_entries("/proc/self/fd") - 1;  // less the one opendir() holds
+  return s;
+}
+
+ResourceSnapshot settled_snapshot(const ResourceSnapshot& before) {
+  ResourceSnapshot now = take_resource_snapshot();
+  // Waits only for the kernel to finish tearing down exited threads; the
+  // verdict does not depend on how long that takes within the bound.
+  for (int i = 0; i < 100 && !now.leaks_since(before).empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    now = take_resource_snapshot();
+  }
+  return now;
+}
+
+void accept_current_resources() { g_baseline = take_resource_snapshot(); }
+
+}  // namespace fiber::testing
