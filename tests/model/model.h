@@ -103,6 +103,73 @@ class Fiber {
   rl::var<int> wakes_;  // guarded by mu_
 };
 
+// IntrusiveList mirrors detail::IntrusiveList (fiber/detail/park.h): a FIFO of
+// nodes that carry their own links (`prev`, `next`, `linked`, here rl::var so
+// that an access outside the owner's lock is a data race). Guarded by its
+// owner's lock.
+template <class Node>
+class IntrusiveList {
+ public:
+  IntrusiveList() : head_(nullptr), tail_(nullptr) {}
+
+  Node* front() { return head_($); }
+
+  void push_back(Node* n) {
+    Node* tail = tail_($);
+    n->next($) = nullptr;
+    n->prev($) = tail;
+    if (tail != nullptr) {
+      tail->next($) = n;
+    } else {
+      head_($) = n;
+    }
+    tail_($) = n;
+    n->linked($) = true;
+  }
+
+  Node* pop_front() {
+    Node* n = head_($);
+    if (n != nullptr) remove(n);
+    return n;
+  }
+
+  // remove() unlinks `n`; a node not linked is left alone.
+  void remove(Node* n) {
+    if (!n->linked($)) return;
+    Node* prev = n->prev($);
+    Node* next = n->next($);
+    if (prev != nullptr) {
+      prev->next($) = next;
+    } else {
+      head_($) = next;
+    }
+    if (next != nullptr) {
+      next->prev($) = prev;
+    } else {
+      tail_($) = prev;
+    }
+    n->prev($) = nullptr;
+    n->next($) = nullptr;
+    n->linked($) = false;
+  }
+
+ private:
+  rl::var<Node*> head_;
+  rl::var<Node*> tail_;
+};
+
+// Waiter mirrors detail::Waiter: a parked fiber's entry in a Mutex, CondVar or
+// WaitGroup list, on that fiber's stack.
+struct Waiter {
+  explicit Waiter(Fiber* f) : fiber(f), prev(nullptr), next(nullptr), linked(false) {}
+  Fiber* const fiber;
+  rl::var<Waiter*> prev;
+  rl::var<Waiter*> next;
+  rl::var<bool> linked;
+};
+
+using WaitList = IntrusiveList<Waiter>;
+
 // Doorbell is a poller's eventfd (Poller::wake(), driver/uring_poller.cc and
 // driver/epoll_poller.cc): wake() adds one to the counter; poll() with no timer waits until it is
 // non-zero and reads it back to zero (the kernel's lock is the mutex).
