@@ -400,7 +400,7 @@ int main(int argc, char** argv) {
   const rl::test_result_e mutant_fails = rl::test_result_data_race;
 #endif
   model::Runner r(argc, argv, "chan_select", mutant_fails);
-  r.check<model::ChanSelect<false>>("select", model::Search::bounded(2));
+  r.check<model::ChanSelect<false>>("select", model::Search::bounded(3));
   r.check<model::ChanSelect<true>>("select with timeout", model::Search::bounded(2));
   r.check<model::ChanSelect<false>>("select", model::Search::random(200000));
   r.check<model::ChanSelect<true>>("select with timeout", model::Search::random(200000));

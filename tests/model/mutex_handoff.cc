@@ -112,7 +112,8 @@ int main(int argc, char** argv) {
 #endif
   model::Runner r(argc, argv, "mutex_handoff", mutant_fails);
   r.check<model::MutexModel<2, 1>>("2 fibers x 1 lock", model::Search::full());
-  r.check<model::MutexModel<3, 1>>("3 fibers x 1 lock", model::Search::bounded(3));
+  r.check<model::MutexModel<3, 1>>("3 fibers x 1 lock", model::Search::bounded(4));
+  r.check<model::MutexModel<2, 2>>("2 fibers x 2 locks", model::Search::bounded(4));
   r.check<model::MutexModel<3, 2>>("3 fibers x 2 locks", model::Search::random(300000));
   return r.finish();
 }

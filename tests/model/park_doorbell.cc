@@ -124,7 +124,7 @@ struct ParkDoorbell : rl::test_suite<ParkDoorbell<kPushers>, 1 + kPushers> {
 int main(int argc, char** argv) {
   model::Runner r(argc, argv, "park_doorbell", rl::test_result_deadlock);
   r.check<model::ParkDoorbell<1>>("1 pusher", model::Search::full());
-  r.check<model::ParkDoorbell<2>>("2 pushers", model::Search::bounded(4));
+  r.check<model::ParkDoorbell<2>>("2 pushers", model::Search::bounded(5));
   r.check<model::ParkDoorbell<2>>("2 pushers", model::Search::random(300000));
   return r.finish();
 }

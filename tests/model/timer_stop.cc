@@ -288,7 +288,7 @@ struct TimerModel : rl::test_suite<TimerModel, 2> {
 
 int main(int argc, char** argv) {
   model::Runner r(argc, argv, "timer_stop", rl::test_result_user_assert_failed);
-  r.check<model::TimerModel>("fire vs reset and stop", model::Search::bounded(3));
+  r.check<model::TimerModel>("fire vs reset and stop", model::Search::bounded(5));
   r.check<model::TimerModel>("fire vs reset and stop", model::Search::random(300000));
   return r.finish();
 }

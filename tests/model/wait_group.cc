@@ -121,7 +121,7 @@ int main(int argc, char** argv) {
 #endif
   model::Runner r(argc, argv, "wait_group", mutant_fails);
   r.check<model::WaitGroupModel<1, 1>>("1 waiter, 1 worker", model::Search::full());
-  r.check<model::WaitGroupModel<1, 2>>("1 waiter, 2 workers", model::Search::bounded(3));
+  r.check<model::WaitGroupModel<1, 2>>("1 waiter, 2 workers", model::Search::bounded(5));
   r.check<model::WaitGroupModel<2, 2>>("2 waiters, 2 workers", model::Search::random(300000));
   return r.finish();
 }
