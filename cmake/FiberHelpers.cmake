@@ -20,6 +20,10 @@ function(fiber_add_test name)
     set(T_TIMEOUT 300)
   endif()
   add_executable(${name} ${T_SOURCES})
+  if(FIBER_FAULT_INJECTION)
+    # Under FIBER_FAULTS, checks that every configured fault kind fired.
+    target_sources(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests/support/fault_environment.cc)
+  endif()
   target_link_libraries(${name} PRIVATE fiber::fiber fiber_test_support GTest::gtest GTest::gtest_main)
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60
