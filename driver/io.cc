@@ -69,6 +69,17 @@ void note_cancel(IoHandle& h, uint64_t upto) {
   if (upto > h.cancelled_upto) h.cancelled_upto = upto;
 }
 
+// retry_stop() is why operation `seq` must not be tried again (-errno), or 0.
+int32_t retry_stop(IoHandle& h, uint64_t seq, int64_t deadline_ns) {
+  // A cancel posted from another core before now must be able to end the
+  // operation: let it run, then look at what it reached.
+  while (h.remote_cancels.load(std::memory_order_acquire) > 0) yield();
+  if (int err = h.fail_errno.load(std::memory_order_acquire)) return -err;
+  if (h.cancelled_upto >= seq) return -ECANCELED;
+  if (deadline_ns > 0 && now_ns() >= deadline_ns) return -ETIMEDOUT;
+  return 0;
+}
+
 }  // namespace
 
 int32_t io_execute(IoHandle& h, const IoRequest& req, int64_t deadline_ns) {
@@ -84,17 +95,15 @@ int32_t io_execute(IoHandle& h, const IoRequest& req, int64_t deadline_ns) {
   // meanwhile.
   const int events = readiness_events(req.kind);
   while ((r == -EINTR && req.kind != IoKind::kConnect) || (r == -EAGAIN && events != 0)) {
-    // A cancel posted from another core before now must be able to end this
-    // operation: let it run, then look at what it reached.
-    while (h.remote_cancels.load(std::memory_order_acquire) > 0) yield();
-    if (int err = h.fail_errno.load(std::memory_order_acquire)) return -err;
-    if (h.cancelled_upto >= seq) return -ECANCELED;
-    if (deadline_ns > 0 && now_ns() >= deadline_ns) return -ETIMEDOUT;
+    if (int32_t stop = retry_stop(h, seq, deadline_ns)) return stop;
     if (r == -EAGAIN) {
       IoRequest wait{IoKind::kPoll, req.fd};
       wait.flags = events;
       r = io_poller().execute(h, wait, deadline_ns);
       if (r < 0 && r != -EINTR) break;
+      // A cancel may have come after the wait completed and before this fiber
+      // ran: the wait kept its result, so the cancel must end the retry.
+      if (int32_t stop = retry_stop(h, seq, deadline_ns)) return stop;
     }
     r = io_poller().execute(h, req, deadline_ns);
   }
