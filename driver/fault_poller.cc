@@ -47,6 +47,7 @@ std::mutex g_plan_mu;
 bool g_plan_overridden = false;   // guarded by g_plan_mu
 std::optional<FaultPlan> g_plan;  // guarded by g_plan_mu
 std::string g_printed;            // guarded by g_plan_mu
+std::vector<uint64_t> g_made;     // fault pollers made per scheduler index; g_plan_mu
 
 std::optional<FaultPlan> plan_from_env() {
   const char* env = std::getenv("FIBER_FAULTS");
@@ -100,12 +101,13 @@ bool reset_stream(int fd) {
 
 class FaultPoller final : public IoPoller {
  public:
-  FaultPoller(std::unique_ptr<Poller> real, DriverKind kind, const FaultPlan& plan, unsigned index)
+  FaultPoller(std::unique_ptr<Poller> real, DriverKind kind, const FaultPlan& plan, unsigned index,
+              uint64_t nth)
       : owned_(std::move(real)),
         real_(static_cast<IoPoller*>(owned_.get())),
         epoll_(kind == DriverKind::kEpoll),
         plan_(plan),
-        state_(plan.seed * 0x9E3779B97F4A7C15ull + index + 1) {}
+        state_(plan.seed * 0x9E3779B97F4A7C15ull + (nth << 20) + index + 1) {}
 
   int socket_flags() const override { return real_->socket_flags(); }
   void forget(IoHandle& h) override {
@@ -427,7 +429,16 @@ std::unique_ptr<Poller> make_fault_poller(std::unique_ptr<Poller> real, DriverKi
   (kind == DriverKind::kIoUring ? g_uring_pollers : g_epoll_pollers)
       .fetch_add(1, std::memory_order_relaxed);
   unsigned index = t_scheduler != nullptr ? t_scheduler->index() : 0;
-  return std::make_unique<FaultPoller>(std::move(real), kind, plan, index);
+  // Scheduler i of the n-th runtime of the process draws from (seed, i, n): a
+  // binary that runs many short tests does not replay one short sequence in
+  // each (a kind could then never fire), and a rerun replays them all.
+  uint64_t nth;
+  {
+    std::lock_guard<std::mutex> g(g_plan_mu);
+    if (g_made.size() <= index) g_made.resize(index + 1);
+    nth = g_made[index]++;
+  }
+  return std::make_unique<FaultPoller>(std::move(real), kind, plan, index, nth);
 }
 
 }  // namespace fiber::detail

@@ -59,8 +59,14 @@ std::optional<uint64_t> sched_random_seed() {
 
 void set_sched_random_seed(std::optional<uint64_t> seed) {
   std::lock_guard<std::mutex> g(g_mu);
-  g_overridden = seed.has_value();
+  g_overridden = true;
   g_seed = seed;
+}
+
+void reset_sched_random_seed() {
+  std::lock_guard<std::mutex> g(g_mu);
+  g_overridden = false;
+  g_seed.reset();
 }
 
 uint64_t sched_random_yields() { return g_yields.load(std::memory_order_relaxed); }

@@ -46,8 +46,10 @@ extern thread_local constinit SchedRandom* t_sched_random;
 // is not a number), else none.
 std::optional<uint64_t> sched_random_seed();
 // set_sched_random_seed() overrides FIBER_SCHED_RANDOM for runtimes started
-// afterwards; std::nullopt goes back to the environment. For tests.
+// afterwards (std::nullopt: the mode is off); reset_sched_random_seed() goes
+// back to the environment. For tests.
 void set_sched_random_seed(std::optional<uint64_t> seed);
+void reset_sched_random_seed();
 // sched_random_yields() counts the yields injected so far, process-wide.
 uint64_t sched_random_yields();
 

@@ -17,10 +17,10 @@ namespace {
 
 class RandomSchedTest : public testing::DriverTest {
  protected:
-  void TearDown() override { detail::set_sched_random_seed(std::nullopt); }
+  void TearDown() override { detail::reset_sched_random_seed(); }
 
   // order() is the order in which 8 fibers, each yielding 4 times, record
-  // their steps on one scheduler under `seed` (none: FIFO).
+  // their steps on one scheduler under `seed` (none: the mode off, FIFO).
   std::vector<int> order(std::optional<uint64_t> seed) {
     detail::set_sched_random_seed(seed);
     std::vector<int> steps;
