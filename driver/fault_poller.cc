@@ -156,7 +156,13 @@ class FaultPoller final : public IoPoller {
       hold(h, /*reorder=*/true);
       faulted = true;
     }
-    set_streak(&h, faulted ? streak(&h) + 1 : 0);
+    // A clean pass ends the streak, except a readiness wait's: it is part of
+    // the operation that got -EAGAIN, which must not be faulted forever.
+    if (faulted) {
+      set_streak(&h, streak(&h) + 1);
+    } else if (req.kind != IoKind::kPoll) {
+      set_streak(&h, 0);
+    }
     return r;
   }
 

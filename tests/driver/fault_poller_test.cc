@@ -16,6 +16,7 @@
 #include "fiber/fiber.h"
 #include "fiber/net.h"
 #include "tests/support/drivers.h"
+#include "tests/support/settle.h"
 
 namespace fiber {
 namespace {
@@ -154,6 +155,33 @@ TEST_P(FaultPollerTest, CancelEndsAReadBeingRetried) {
         });
         for (int i = 0; i < 10; ++i) yield();
         client.cancel();
+        EXPECT_EQ(reader.join(), std::errc::operation_canceled);
+      },
+      options());
+}
+
+TEST_P(FaultPollerTest, ACancelWhileAReadinessWaitCompletesEndsTheRead) {
+  // The read gets EAGAIN and waits for readiness; the byte that makes the
+  // socket readable arrives and the wait completes, but its wake-up is held.
+  // Meanwhile the read is cancelled and someone else takes the byte. The read
+  // must end cancelled, not try again and wait for a byte that never comes.
+  with_plan("seed=5,eagain=1,delay=1,max=3");
+  run(
+      [&] {
+        auto ln = TcpListener::bind(*Address::parse("127.0.0.1:0"));
+        ASSERT_TRUE(ln);
+        auto [server, client] = connected(*ln);
+        auto reader = spawn([c = &client] {
+          char buf[1];
+          return c->read(buf).error();
+        });
+        testing::settle();  // parked in its readiness wait
+        const uint64_t delays = detail::fault_counts()[FaultKind::kDelay];
+        ASSERT_TRUE(::send(server.fd(), "x", 1, MSG_NOSIGNAL) == 1);
+        while (detail::fault_counts()[FaultKind::kDelay] == delays) yield();  // wait done, held
+        client.cancel();
+        char byte;
+        EXPECT_EQ(::recv(client.fd(), &byte, 1, MSG_DONTWAIT), 1);
         EXPECT_EQ(reader.join(), std::errc::operation_canceled);
       },
       options());
