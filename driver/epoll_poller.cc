@@ -138,9 +138,16 @@ class EpollPoller final : public IoPoller {
       (input ? h.read_ready : h.write_ready) = false;
       int32_t r;
       if (connecting) {
-        int err = 0;
-        socklen_t len = sizeof err;
-        r = getsockopt(h.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 ? -errno : -err;
+        // A wake-up is not a completion: until the socket is writable (or
+        // failed) the connection is still in progress, and SO_ERROR is 0.
+        struct pollfd p = {h.fd, POLLOUT, 0};
+        if (::poll(&p, 1, 0) == 0) {
+          r = -EAGAIN;
+        } else {
+          int err = 0;
+          socklen_t len = sizeof err;
+          r = getsockopt(h.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 ? -errno : -err;
+        }
       } else {
         r = try_now(req);
       }
@@ -162,6 +169,16 @@ class EpollPoller final : public IoPoller {
       op->cancelled = true;
       wake_op(op);
     }
+  }
+
+  bool wake_spuriously(IoHandle& h) override {
+    bool woke = false;
+    for (IoOp* op = h.ops; op != nullptr; op = op->next) {
+      if (!op->parked) continue;
+      woke = true;
+      wake_op(op);  // wait_ready() returns 0 and execute() tries the syscall again
+    }
+    return woke;
   }
 
   void forget(IoHandle& h) override {

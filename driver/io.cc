@@ -1,5 +1,6 @@
 #include "driver/io.h"
 
+#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -44,13 +45,79 @@ int socket_flags() {
   return io_poller().socket_flags();
 }
 
+namespace {
+
+// readiness_events() is what a kind waits for after -EAGAIN (POLLIN or
+// POLLOUT), or 0 for the kinds that never wait for readiness.
+int readiness_events(IoKind kind) {
+  switch (kind) {
+    case IoKind::kRecv:
+    case IoKind::kRead:
+    case IoKind::kRecvMsg:
+    case IoKind::kAccept:
+      return POLLIN;
+    case IoKind::kSend:
+    case IoKind::kWrite:
+    case IoKind::kSendMsg:
+      return POLLOUT;
+    default:
+      return 0;
+  }
+}
+
+// note_cancel() records that a cancel up to `upto` ran on the owner. Ops that
+// start later have higher numbers than the count now, so the record is clamped
+// to it: it never reaches an op that had not started.
+void note_cancel(IoHandle& h, uint64_t upto) {
+  uint64_t started = h.started.load(std::memory_order_relaxed);
+  if (upto > started) upto = started;
+  if (upto > h.cancelled_upto) h.cancelled_upto = upto;
+}
+
+// retry_stop() is why operation `seq` must not be tried again (-errno), or 0.
+int32_t retry_stop(IoHandle& h, uint64_t seq, int64_t deadline_ns) {
+  // A cancel posted from another core before now must be able to end the
+  // operation: let it run, then look at what it reached.
+  while (h.remote_cancels.load(std::memory_order_acquire) > 0) yield();
+  if (int err = h.fail_errno.load(std::memory_order_acquire)) return -err;
+  if (h.cancelled_upto >= seq) return -ECANCELED;
+  if (deadline_ns > 0 && now_ns() >= deadline_ns) return -ETIMEDOUT;
+  return 0;
+}
+
+}  // namespace
+
 int32_t io_execute(IoHandle& h, const IoRequest& req, int64_t deadline_ns) {
   current_fiber("fiber: I/O");
   if (h.fd < 0) return -EBADF;
-  h.started.store(h.started.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  const uint64_t seq = h.started.load(std::memory_order_relaxed) + 1;
+  h.started.store(seq, std::memory_order_release);
   if (int err = h.fail_errno.load(std::memory_order_acquire)) return -err;
   t_scheduler->io_begin();
   int32_t r = io_poller().execute(h, req, deadline_ns);
+  // -EINTR and -EAGAIN moved no data: try again, after waiting for readiness
+  // for -EAGAIN, unless the operation was cancelled or its deadline passed
+  // meanwhile.
+  const int events = readiness_events(req.kind);
+  while ((r == -EINTR && req.kind != IoKind::kConnect) || (r == -EAGAIN && events != 0)) {
+    if (int32_t stop = retry_stop(h, seq, deadline_ns)) {
+      r = stop;
+      break;
+    }
+    if (r == -EAGAIN) {
+      IoRequest wait{IoKind::kPoll, req.fd};
+      wait.flags = events;
+      r = io_poller().execute(h, wait, deadline_ns);
+      if (r < 0 && r != -EINTR) break;
+      // A cancel may have come after the wait completed and before this fiber
+      // ran: the wait kept its result, so the cancel must end the retry.
+      if (int32_t stop = retry_stop(h, seq, deadline_ns)) {
+        r = stop;
+        break;
+      }
+    }
+    r = io_poller().execute(h, req, deadline_ns);
+  }
   t_scheduler->io_end();
   if (r == -ECANCELED) {
     if (int err = h.fail_errno.load(std::memory_order_acquire)) r = -err;
@@ -74,6 +141,7 @@ namespace {
 void cancel_upto(IoHandle& h, uint64_t upto) {
   auto* owner = static_cast<Scheduler*>(h.owner);
   if (t_scheduler == owner) {
+    note_cancel(h, upto);
     if (h.ops != nullptr) io_poller().cancel(h, upto);
     return;
   }
@@ -81,6 +149,7 @@ void cancel_upto(IoHandle& h, uint64_t upto) {
   // small fiber. The count keeps the handle alive until it has run.
   h.remote_cancels.fetch_add(1, std::memory_order_relaxed);
   go_on(owner->index(), [hp = &h, upto] {
+    note_cancel(*hp, upto);
     if (hp->fd >= 0 && hp->ops != nullptr) io_poller().cancel(*hp, upto);
     hp->remote_cancels.fetch_sub(1, std::memory_order_release);
   });
@@ -117,6 +186,7 @@ void io_close(IoHandle& h) {
   // The owner core. Cancels posted from elsewhere run here; let them.
   while (h.remote_cancels.load(std::memory_order_acquire) > 0) yield();
   if (h.fd < 0) return;
+  note_cancel(h, UINT64_MAX);
   if (h.ops != nullptr) {
     Fiber* self = current_fiber("fiber: close");
     io_poller().cancel(h, UINT64_MAX);

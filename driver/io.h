@@ -97,6 +97,11 @@ struct IoHandle {
   std::atomic<uint64_t> started{0};
   // Non-zero after io_fail(): every op fails with -fail_errno (see io_fail()).
   std::atomic<int> fail_errno{0};
+  // The highest op number a cancel has acted on, written when the cancel runs
+  // on the owner. io_execute() reads it before retrying after -EINTR or
+  // -EAGAIN, so a cancel that reached the first attempt also ends the retry.
+  // Owner only.
+  uint64_t cancelled_upto = 0;
 };
 
 // IoOp is one operation in progress; it lives on the parked fiber's stack.
@@ -121,7 +126,12 @@ int socket_flags();
 
 // io_execute() runs `req` on `h`, parking the caller until it is done. Returns the
 // syscall's result (>= 0) or -errno; -ETIMEDOUT once `deadline_ns` (steady clock,
-// 0 = none) passes; -ECANCELED after io_cancel() or io_close().
+// 0 = none) passes; -ECANCELED after io_cancel() or io_close(). Never -EINTR
+// (retried; but see kConnect below) nor, for the kinds that can wait for
+// readiness, -EAGAIN (it waits for readiness and retries): both are what the
+// kernel gives for a signal or a non-blocking fd, and neither moved any data.
+// A kConnect interrupted by a signal goes on in the kernel, so its -EINTR is
+// returned as is.
 int32_t io_execute(IoHandle& h, const IoRequest& req, int64_t deadline_ns);
 
 // io_open() runs a kOpenAt request (no fd yet): the new fd or -errno.

@@ -12,6 +12,12 @@
 
 #include "sched/poller.h"
 
+#if FIBER_FAULT_INJECTION
+#include <optional>
+
+#include "driver/fault_poller.h"
+#endif
+
 namespace fiber::detail {
 namespace {
 
@@ -130,7 +136,14 @@ std::unique_ptr<Poller> make_uring_poller(const Options& options);
 std::unique_ptr<Poller> make_epoll_poller();
 
 std::unique_ptr<Poller> make_poller(DriverKind kind, const Options& options) {
-  return kind == DriverKind::kIoUring ? make_uring_poller(options) : make_epoll_poller();
+  std::unique_ptr<Poller> p =
+      kind == DriverKind::kIoUring ? make_uring_poller(options) : make_epoll_poller();
+#if FIBER_FAULT_INJECTION
+  if (std::optional<FaultPlan> plan = active_fault_plan()) {
+    p = make_fault_poller(std::move(p), kind, *plan);
+  }
+#endif
+  return p;
 }
 
 }  // namespace fiber::detail

@@ -184,6 +184,11 @@ class UringPoller final : public IoPoller {
     reap();
   }
 
+  bool poll_refused() override {
+    reap();
+    return true;
+  }
+
   void wake() override {
     // Writes can only fail on counter overflow, which a pending wake-up makes moot.
     eventfd_write(doorbell_, 1);

@@ -24,6 +24,7 @@
 #include "fiber/control_block.h"
 #include "fiber/detail/park.h"
 #include "fiber/select.h"
+#include "sched/random_sched.h"
 #include "sched/scheduler.h"
 #ifdef FIBER_TEST_HOOKS
 #include "sched/test_hooks.h"
@@ -54,6 +55,9 @@ uint64_t fast_rand() {
 // rand_below() is uniform in [0, n) (Lemire's multiply-shift; the bias is below
 // 2^-32 for the small n of a select).
 uint32_t rand_below(uint32_t n) {
+#if FIBER_RANDOM_SCHEDULING
+  if (t_sched_random != nullptr) return t_sched_random->below(n);  // replayable from the seed
+#endif
   return static_cast<uint32_t>((static_cast<uint64_t>(static_cast<uint32_t>(fast_rand())) * n) >>
                                32);
 }
@@ -164,6 +168,7 @@ ChanStatus ChanCore::try_recv(void* dst) {
 }
 
 ChanStatus ChanCore::send(void* src) {
+  sync_point();
   Fiber* self = current_fiber("fiber::Chan::send");
   Fiber* wake = nullptr;
   lock_.lock();
@@ -187,6 +192,7 @@ ChanStatus ChanCore::send(void* src) {
 }
 
 ChanStatus ChanCore::recv(void* dst) {
+  sync_point();
   Fiber* self = current_fiber("fiber::Chan::recv");
   Fiber* wake = nullptr;
   lock_.lock();
@@ -266,6 +272,7 @@ struct SelectTimer : Timer {
 
 SelectOutcome select_impl(SelectCase* cases, ChanWaiter* waiters, uint16_t* scratch, int n,
                           int64_t deadline_ns) {
+  sync_point();
   uint16_t* poll = scratch;           // channel cases in random order
   uint16_t* lockorder = scratch + n;  // the same, by channel address
   int np = 0;

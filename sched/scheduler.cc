@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <exception>
+#include <optional>
 
 #include "fiber/resource_counts.h"
 #include "sched/runtime_impl.h"
@@ -56,8 +57,14 @@ void Scheduler::thread_main(int cpu, DriverKind kind, Startup* startup) {
   }
   SignalStack signal_stack;
   init_thread_context(&main_ctx_);
+#if FIBER_RANDOM_SCHEDULING
+  std::optional<SchedRandomScope> random_scope;
+#endif
   std::exception_ptr error;
   try {
+#if FIBER_RANDOM_SCHEDULING
+    random_scope.emplace(index_);
+#endif
     poller_ = make_poller(kind, runtime_->options());
   } catch (...) {
     error = std::current_exception();
@@ -78,7 +85,7 @@ void Scheduler::loop() {
     if (!runq_.empty()) {
       ran_since_sleep_ = true;
       budget_ = kBudget;
-      Fiber* f = runq_.pop();
+      Fiber* f = take_next();
       --budget_;
       f->state = FiberState::kRunning;
       current_ = f;
@@ -262,7 +269,7 @@ void Scheduler::spawn_local(FiberBody& body, size_t stack_size) {
 Context* Scheduler::next_context() {
   bump(switches_);
   if (budget_ > 0) {
-    if (Fiber* next = runq_.pop()) {
+    if (Fiber* next = take_next()) {
       --budget_;
       next->state = FiberState::kRunning;
       current_ = next;

@@ -22,6 +22,7 @@
 #include "fiber/control_block.h"
 #include "fiber/runtime.h"
 #include "sched/poller.h"
+#include "sched/random_sched.h"
 #include "sched/timer.h"
 
 namespace fiber::detail {
@@ -50,6 +51,23 @@ class RunQueue {
     f->next = nullptr;
     return f;
   }
+#if FIBER_RANDOM_SCHEDULING
+  // pop_random() takes a fiber chosen by `r` among the first SchedRandom::kWindow.
+  Fiber* pop_random(SchedRandom& r) {
+    unsigned n = 0;
+    for (Fiber* f = head_; f != nullptr && n < SchedRandom::kWindow; f = f->next) ++n;
+    if (n <= 1) return pop();
+    unsigned i = r.below(n);
+    if (i == 0) return pop();
+    Fiber* prev = head_;
+    while (--i > 0) prev = prev->next;
+    Fiber* f = prev->next;
+    prev->next = f->next;
+    if (tail_ == f) tail_ = prev;
+    f->next = nullptr;
+    return f;
+  }
+#endif
 
  private:
   Fiber* head_ = nullptr;
@@ -95,6 +113,9 @@ class Scheduler {
   Poller* poller() const { return poller_.get(); }
   unsigned index() const { return index_; }
   Runtime* runtime() const { return runtime_; }
+  // has_runnable() is true while some fiber of this core waits to run (other
+  // than the caller). Core-local.
+  bool has_runnable() const { return !runq_.empty(); }
   // live_fibers() counts fibers started and not yet exited. Core-local.
   size_t live_fibers() const { return live_count_; }
   // io_begin() counts an I/O operation started, io_end() one that returned.
@@ -122,6 +143,15 @@ class Scheduler {
 
   void loop();
   void count_left_behind();
+  // take_next() pops the next fiber to run: the oldest, or in random mode
+  // (sched/random_sched.h) one of the oldest few.
+  Fiber* take_next() {
+#if FIBER_RANDOM_SCHEDULING
+    if (t_sched_random != nullptr) [[unlikely]]
+      return runq_.pop_random(*t_sched_random);
+#endif
+    return runq_.pop();
+  }
   void spin_before_sleep();
   void post(const InboxItem& item);
   bool drain_inbox();

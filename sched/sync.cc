@@ -9,6 +9,7 @@
 #include "fiber/join_handle.h"
 #include "fiber/mutex.h"
 #include "fiber/wait_group.h"
+#include "sched/random_sched.h"
 #include "sched/scheduler.h"
 #include "sched/wake_list.h"
 
@@ -65,6 +66,7 @@ void JoinStateBase::complete() {
 // --- Mutex -----------------------------------------------------------------
 
 void Mutex::lock() {
+  detail::sync_point();
   lock_.lock();
   if (!locked_) {
     locked_ = true;
@@ -94,6 +96,7 @@ bool Mutex::try_lock() {
 }
 
 void Mutex::unlock() {
+  detail::sync_point();
   lock_.lock();
   if (!locked_) {
     lock_.unlock();
@@ -113,6 +116,7 @@ void Mutex::unlock() {
 // --- CondVar ---------------------------------------------------------------
 
 void CondVar::wait(std::unique_lock<Mutex>& lk) {
+  detail::sync_point();
   detail::Waiter self;
   self.fiber = detail::current_fiber("fiber::CondVar::wait");
   lock_.lock();
@@ -124,6 +128,7 @@ void CondVar::wait(std::unique_lock<Mutex>& lk) {
 }
 
 std::cv_status CondVar::wait_until_ns(std::unique_lock<Mutex>& lk, int64_t deadline_ns) {
+  detail::sync_point();
   // The timer and a notify race to take the waiter off the list under lock_;
   // whichever does wakes the fiber, the other finds it gone and does nothing.
   struct WaitTimer : detail::Timer {
@@ -157,6 +162,7 @@ std::cv_status CondVar::wait_until_ns(std::unique_lock<Mutex>& lk, int64_t deadl
 }
 
 void CondVar::notify_one() {
+  detail::sync_point();
   lock_.lock();
   detail::Waiter* w = waiters_.pop_front();
   detail::Fiber* f = w != nullptr ? w->fiber : nullptr;
@@ -165,6 +171,7 @@ void CondVar::notify_one() {
 }
 
 void CondVar::notify_all() {
+  detail::sync_point();
   detail::WakeList chain;
   lock_.lock();
   while (detail::Waiter* w = waiters_.pop_front()) chain.add(w->fiber);
@@ -175,6 +182,7 @@ void CondVar::notify_all() {
 // --- WaitGroup -------------------------------------------------------------
 
 void WaitGroup::add(int64_t delta) {
+  detail::sync_point();
   detail::WakeList chain;
   lock_.lock();
   if (count_ + delta < 0) {
@@ -190,6 +198,7 @@ void WaitGroup::add(int64_t delta) {
 }
 
 void WaitGroup::wait() {
+  detail::sync_point();
   detail::Waiter self;
   self.fiber = detail::current_fiber("fiber::WaitGroup::wait");
   lock_.lock();
