@@ -65,6 +65,13 @@ int readiness_events(IoKind kind) {
   }
 }
 
+// remote_cancels_pending() is true while cancels asked from other cores have
+// not finished running here.
+bool remote_cancels_pending(const IoHandle& h) {
+  return h.remote_cancels.load(std::memory_order_acquire) > 0 ||
+         h.remote_asks.load(std::memory_order_acquire) > 0;
+}
+
 // note_cancel() records that a cancel up to `upto` ran on the owner. Ops that
 // start later have higher numbers than the count now, so the record is clamped
 // to it: it never reaches an op that had not started.
@@ -78,7 +85,7 @@ void note_cancel(IoHandle& h, uint64_t upto) {
 int32_t retry_stop(IoHandle& h, uint64_t seq, int64_t deadline_ns) {
   // A cancel posted from another core before now must be able to end the
   // operation: let it run, then look at what it reached.
-  while (h.remote_cancels.load(std::memory_order_acquire) > 0) yield();
+  while (remote_cancels_pending(h)) yield();
   if (int err = h.fail_errno.load(std::memory_order_acquire)) return -err;
   if (h.cancelled_upto >= seq) return -ECANCELED;
   if (deadline_ns > 0 && now_ns() >= deadline_ns) return -ETIMEDOUT;
@@ -137,7 +144,8 @@ int32_t io_open(const IoRequest& req) {
 namespace {
 
 // cancel_upto() cancels the ops of `h` numbered up to `upto`, here or, from
-// another thread, on the owner's core.
+// another thread, on the owner's core. `upto` comes from h.started (so it only
+// grows from call to call) except for io_fail()'s UINT64_MAX.
 void cancel_upto(IoHandle& h, uint64_t upto) {
   auto* owner = static_cast<Scheduler*>(h.owner);
   if (t_scheduler == owner) {
@@ -146,12 +154,34 @@ void cancel_upto(IoHandle& h, uint64_t upto) {
     return;
   }
   // Another core: the op list is the owner's, so the cancel runs there, in a
-  // small fiber. The count keeps the handle alive until it has run.
-  h.remote_cancels.fetch_add(1, std::memory_order_relaxed);
-  go_on(owner->index(), [hp = &h, upto] {
-    note_cancel(*hp, upto);
-    if (hp->fd >= 0 && hp->ops != nullptr) io_poller().cancel(*hp, upto);
-    hp->remote_cancels.fetch_sub(1, std::memory_order_release);
+  // small fiber. The count keeps the handle alive until that fiber is done.
+  if (upto == UINT64_MAX) {
+    // io_fail(): its own fiber, so that the mark below never holds a number
+    // past what had started when a cancel was asked.
+    h.remote_cancels.fetch_add(1, std::memory_order_relaxed);
+    go_on(owner->index(), [hp = &h] {
+      note_cancel(*hp, UINT64_MAX);
+      if (hp->fd >= 0 && hp->ops != nullptr) io_poller().cancel(*hp, UINT64_MAX);
+      hp->remote_cancels.fetch_sub(1, std::memory_order_release);
+    });
+    return;
+  }
+  // io_cancel(): coalesced. The mark is raised before the count, so the posted
+  // fiber either sees this request's number when it reads the mark, or sees the
+  // count move when it gives back what it read, and reads the mark again.
+  uint64_t mark = h.remote_upto.load(std::memory_order_relaxed);
+  while (mark < upto && !h.remote_upto.compare_exchange_weak(mark, upto, std::memory_order_release,
+                                                             std::memory_order_relaxed)) {
+  }
+  if (h.remote_asks.fetch_add(1, std::memory_order_acq_rel) != 0) return;  // one is posted
+  go_on(owner->index(), [hp = &h] {
+    for (;;) {
+      int asked = hp->remote_asks.load(std::memory_order_acquire);
+      uint64_t mark = hp->remote_upto.load(std::memory_order_acquire);
+      note_cancel(*hp, mark);
+      if (hp->fd >= 0 && hp->ops != nullptr) io_poller().cancel(*hp, mark);
+      if (hp->remote_asks.fetch_sub(asked, std::memory_order_acq_rel) == asked) return;
+    }
   });
 }
 
@@ -184,7 +214,7 @@ void io_close(IoHandle& h) {
     return;
   }
   // The owner core. Cancels posted from elsewhere run here; let them.
-  while (h.remote_cancels.load(std::memory_order_acquire) > 0) yield();
+  while (remote_cancels_pending(h)) yield();
   if (h.fd < 0) return;
   note_cancel(h, UINT64_MAX);
   if (h.ops != nullptr) {

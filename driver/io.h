@@ -88,9 +88,15 @@ struct IoHandle {
   // Both drivers: every op in flight on this fd, for cancel and close.
   IoOp* ops = nullptr;
   Fiber* closer = nullptr;  // a close() waiting for the ops to drain
-  // Cancels posted from other cores and not yet run on the owner: close() waits
-  // for them, so none runs on a freed handle.
+  // Cancels asked from other cores and not yet run on the owner: close() waits
+  // for them, so none runs on a freed handle. io_fail()'s are counted in
+  // remote_cancels, a fiber each. io_cancel()'s are coalesced: remote_asks
+  // counts them, at most one fiber per handle is posted at a time, and it acts
+  // up to the highest number asked (remote_upto), so a caller cancelling in a
+  // loop cannot flood the owner's inbox with fibers.
   std::atomic<int> remote_cancels{0};
+  std::atomic<int> remote_asks{0};
+  std::atomic<uint64_t> remote_upto{0};
   // How many operations have started on this handle; written by the owner only.
   // An op's number lets a cancel posted from another core act on exactly the
   // ops that had started when cancel() was called.
