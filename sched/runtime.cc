@@ -117,8 +117,8 @@ void run_main(absl::FunctionRef<void()> main, const Options& options) {
   }
   const unsigned sq =
       options.uring_sq_entries != 0 ? options.uring_sq_entries : kDefaultUringSqEntries;
-  // At least 2: an operation with a deadline is two linked SQEs, which must be
-  // submitted together.
+  // At least 2: the doorbell's read and an operation then fit in one turn's
+  // submission (reserve() would cope with 1, one SQE per io_uring_enter).
   if (sq < 2 || sq > 32768) {
     throw std::invalid_argument("fiber::run: Options::uring_sq_entries is " + std::to_string(sq) +
                                 "; it must be in [2, 32768] (0: the default)");
