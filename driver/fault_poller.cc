@@ -117,6 +117,8 @@ class FaultPoller final : public IoPoller {
   void cancel(IoHandle& h, uint64_t upto) override { real_->cancel(h, upto); }
   void wake() override { real_->wake(); }
   bool has_pending() const override { return !held_.empty() || real_->has_pending(); }
+  bool events_visible() const override { return real_->events_visible(); }
+  bool events_ready() const override { return !held_.empty() || real_->events_ready(); }
 
   int32_t execute(IoHandle& h, const IoRequest& req, int64_t deadline_ns) override {
     if (req.kind == IoKind::kOpenAt) return real_->execute(h, req, deadline_ns);

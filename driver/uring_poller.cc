@@ -74,14 +74,17 @@ class UringPoller final : public IoPoller {
     struct io_uring_params params = {};
     // SINGLE_ISSUER: only this thread submits. DEFER_TASKRUN: completion work
     // runs when we ask for events, not as interrupts of whatever runs now.
-    params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+    // TASKRUN_FLAG: the kernel raises IORING_SQ_TASKRUN in the shared ring when
+    // completion work waits, so the idle spin sees it without a syscall.
+    params.flags =
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
     // CQSIZE: Options::uring_cq_entries (run() checked it is at least sq).
     const unsigned cq_flags = options.uring_cq_entries != 0 ? IORING_SETUP_CQSIZE : 0;
     params.flags |= cq_flags;
     params.cq_entries = options.uring_cq_entries;
     int ret = io_uring_queue_init_params(sq, &ring_, &params);
     // DEFER_TASKRUN (6.1) implies POLL_FIRST and SOCK_NONEMPTY (5.19, 6.0).
-    poll_first_ = ret == 0;
+    deferred_ = ret == 0;
     if (ret == -EINVAL) {
       params = {};
       params.flags = cq_flags;
@@ -105,6 +108,15 @@ class UringPoller final : public IoPoller {
 
   bool has_pending() const override { return in_flight_ > 0 || io_uring_sq_ready(&ring_) > 0; }
 
+  // With DEFER_TASKRUN a completion is either in the CQ ring already or waits
+  // as task work, which IORING_SQ_TASKRUN shows; without it the kernel posts
+  // completions to the ring itself.
+  bool events_visible() const override { return true; }
+  bool events_ready() const override {
+    return io_uring_cq_ready(&ring_) > 0 ||
+           (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) != 0;
+  }
+
   int socket_flags() const override { return 0; }
 
   // execute() bounds an op by a scheduler timer, not a linked timeout: arming
@@ -126,7 +138,7 @@ class UringPoller final : public IoPoller {
     // A recv after one that drained the socket will most likely wait: arm the
     // poll at once instead of first trying a recv that would fail (request /
     // response protocols read right after answering).
-    if (stream_recv && poll_first_ && h.input_drained) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+    if (stream_recv && deferred_ && h.input_drained) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
     struct DeadlineTimer : Timer {
       UringPoller* poller;
       IoOp* op;
@@ -264,7 +276,9 @@ class UringPoller final : public IoPoller {
   struct io_uring ring_;
   int doorbell_ = -1;
   bool doorbell_armed_ = false;
-  bool poll_first_ = false;      // the kernel knows IORING_RECVSEND_POLL_FIRST
+  // The ring runs completion work only when asked (DEFER_TASKRUN), and the
+  // kernel knows IORING_RECVSEND_POLL_FIRST and IORING_CQE_F_SOCK_NONEMPTY.
+  bool deferred_ = false;
   size_t in_flight_ = 0;         // ops submitted or queued whose CQE has not come
   uint64_t doorbell_value_ = 0;  // written by the kernel when the read completes
   // Written by this thread only (bump()), read by add_stats() from any thread.

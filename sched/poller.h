@@ -23,8 +23,15 @@ class Poller {
   // Thread-safe: any thread.
   virtual void wake() = 0;
   // has_pending() is true while I/O is queued or in flight: the loop then polls
-  // (without waiting) at every turn, and does not spin before sleeping.
+  // (without waiting) before each turn that runs fibers.
   virtual bool has_pending() const { return false; }
+  // events_visible() is true if events_ready() can see I/O completions without
+  // a syscall; the scheduler then spins on it before sleeping, as it does on
+  // its inbox. Otherwise a scheduler with I/O in flight sleeps at once.
+  virtual bool events_visible() const { return false; }
+  // events_ready() is true if poll(0) would find something. Core-local; must
+  // not enter the kernel.
+  virtual bool events_ready() const { return false; }
   // add_stats() fills in the driver's own counters of SchedulerStats.
   // Thread-safe: any thread.
   virtual void add_stats(SchedulerStats& stats) const { (void)stats; }

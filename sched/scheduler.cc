@@ -81,7 +81,10 @@ void Scheduler::loop() {
   while (!stop_.load(std::memory_order_acquire)) {
     drain_inbox();
     fire_timers();
-    if (poller_->has_pending()) poller_->poll(0);  // submit this turn's I/O, reap completions
+    // Before a turn that runs fibers: submit what the last turn queued and reap
+    // what completed, so those fibers join this turn. With nothing to run the
+    // sleep below does both in one call.
+    if (!runq_.empty() && poller_->has_pending()) poller_->poll(0);
     if (!runq_.empty()) {
       ran_since_sleep_ = true;
       budget_ = kBudget;
@@ -93,10 +96,15 @@ void Scheduler::loop() {
       switch_context(&main_ctx_, f);
       continue;
     }
-    if (ran_since_sleep_ && !poller_->has_pending()) {
+    if (ran_since_sleep_ && (!poller_->has_pending() || poller_->events_visible())) {
       ran_since_sleep_ = false;
+      if (poller_->has_pending()) {
+        poller_->poll(0);  // the spin waits on this turn's I/O: submit it first
+        if (!runq_.empty()) continue;
+      }
       spin_before_sleep();
-      if (inbox_hint_.load(std::memory_order_relaxed)) continue;
+      if (poller_->events_ready()) poller_->poll(0);
+      if (inbox_hint_.load(std::memory_order_relaxed) || !runq_.empty()) continue;
     }
     sleeping_.store(true, std::memory_order_seq_cst);
     bool pending;
@@ -153,7 +161,8 @@ void Scheduler::spin_before_sleep() {
   // late is a few hundred cycles on every cross-core hand-off); the clock only
   // every 64 rounds.
   for (unsigned i = 1;; ++i) {
-    if (inbox_hint_.load(std::memory_order_relaxed) || stop_.load(std::memory_order_relaxed)) {
+    if (inbox_hint_.load(std::memory_order_relaxed) || stop_.load(std::memory_order_relaxed) ||
+        poller_->events_ready()) {
       return;
     }
     __builtin_ia32_pause();
