@@ -186,7 +186,7 @@ ChanStatus ChanCore::send(void* src) {
   w.elem = src;
   sendq_.push_back(&w);
   lock_.unlock();
-  park();
+  t_scheduler->park();  // current_fiber() was checked on entry
   // Only a claimer wakes us, and it unlinked `w` under the lock: nothing to undo.
   return w.ok ? ChanStatus::kOk : ChanStatus::kClosed;
 }
@@ -210,7 +210,7 @@ ChanStatus ChanCore::recv(void* dst) {
   w.elem = dst;
   recvq_.push_back(&w);
   lock_.unlock();
-  park();
+  t_scheduler->park();  // current_fiber() was checked on entry
   return w.ok ? ChanStatus::kOk : ChanStatus::kClosed;
 }
 
@@ -361,7 +361,7 @@ SelectOutcome select_impl(SelectCase* cases, ChanWaiter* waiters, uint16_t* scra
     };
     t_scheduler->add_timer(&timer);
   }
-  park();
+  t_scheduler->park();  // current_fiber() was checked on entry
   if (timeout >= 0) t_scheduler->cancel_timer(&timer);  // no-op if it fired
   ChanWaiter* fired = sel.fired;
 

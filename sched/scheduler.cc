@@ -17,8 +17,8 @@
 
 namespace fiber::detail {
 
-thread_local Scheduler* t_scheduler = nullptr;
-thread_local Runtime* t_runtime = nullptr;
+thread_local constinit Scheduler* t_scheduler = nullptr;
+thread_local constinit Runtime* t_runtime = nullptr;
 
 int64_t now_ns() {
 #ifdef FIBER_TEST_HOOKS
@@ -275,34 +275,12 @@ void Scheduler::spawn_local(FiberBody& body, size_t stack_size) {
   runq_.push(f);
 }
 
-Context* Scheduler::next_context() {
-  bump(switches_);
-  if (budget_ > 0) {
-    if (Fiber* next = take_next()) {
-      --budget_;
-      next->state = FiberState::kRunning;
-      current_ = next;
-      t_current_fiber = next;
-      return next;
-    }
-  }
-  current_ = nullptr;
-  t_current_fiber = nullptr;
-  return &main_ctx_;
-}
-
 void Scheduler::yield() {
   Fiber* self = current_;
   self->state = FiberState::kReady;
   runq_.push(self);
   Context* next = next_context();
   if (next != self) switch_context(self, next);
-}
-
-void Scheduler::park() {
-  Fiber* self = current_;
-  self->state = FiberState::kParked;
-  switch_context(self, next_context());
 }
 
 void Scheduler::exit(Fiber* self) {

@@ -101,7 +101,7 @@ class Scheduler {
   void spawn_local(FiberBody& body, size_t stack_size);
   // yield() / park(): see fiber::yield() and detail::park(). Core-local, fiber-only.
   void yield();
-  void park();
+  inline void park();  // inline: see switch_context()
   // exit() ends the current fiber. Core-local, fiber-only.
   [[noreturn]] void exit(Fiber* self);
   // reclaim() frees a fiber that exited. Core-local.
@@ -157,7 +157,7 @@ class Scheduler {
   bool drain_inbox();
   void fire_timers();
   void adopt(Fiber* f);
-  Context* next_context();
+  inline Context* next_context();
   void free_abandoned();
 
   Runtime* const runtime_;
@@ -201,8 +201,32 @@ class Scheduler {
 };
 
 // The scheduler whose thread this is, or nullptr.
-extern thread_local Scheduler* t_scheduler;
+extern thread_local constinit Scheduler* t_scheduler;
 // The runtime this thread works for (scheduler and blocking-pool threads).
-extern thread_local Runtime* t_runtime;
+extern thread_local constinit Runtime* t_runtime;
+
+// next_context() picks what runs after the current fiber stops: the next
+// runnable fiber while the turn's budget lasts, else the loop (main_ctx_).
+inline Context* Scheduler::next_context() {
+  bump(switches_);
+  if (budget_ > 0) {
+    if (Fiber* next = take_next()) {
+      --budget_;
+      next->state = FiberState::kRunning;
+      current_ = next;
+      t_current_fiber = next;
+      return next;
+    }
+  }
+  current_ = nullptr;
+  t_current_fiber = nullptr;
+  return &main_ctx_;
+}
+
+inline void Scheduler::park() {
+  Fiber* self = current_;
+  self->state = FiberState::kParked;
+  switch_context(self, next_context());
+}
 
 }  // namespace fiber::detail
