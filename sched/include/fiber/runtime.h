@@ -71,9 +71,10 @@ struct Options {
   // stack_size is the stack of the main fiber.
   size_t stack_size = kDefaultStackSize;
   // idle_spin is how long a scheduler that just ran fibers polls its inbox
-  // before it sleeps in the driver. A wake-up from another core inside that
-  // window costs no syscall and no wake-up of a halted CPU (tens of µs on a VM);
-  // an idle runtime spins once per wake-up at most. Zero disables it.
+  // (and, on io_uring, its completions) before it sleeps in the driver. A
+  // wake-up or completion inside that window costs no syscall and no wake-up of
+  // a halted CPU (tens of µs on a VM); an idle runtime spins once per wake-up at
+  // most. Zero disables it.
   std::chrono::nanoseconds idle_spin = std::chrono::microseconds(50);
   // uring_sq_entries and uring_cq_entries size each scheduler's io_uring
   // submission and completion queues (the kernel rounds them up to a power of
