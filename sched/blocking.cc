@@ -2,7 +2,8 @@
 
 #include <pthread.h>
 
-#include <stdexcept>
+#include <list>
+#include <utility>
 
 #include "fiber/control_block.h"
 #include "fiber/detail/park.h"
@@ -10,61 +11,163 @@
 
 namespace fiber::detail {
 
+struct BlockingPool::Worker {
+  std::thread thread;
+  Fiber* fiber = nullptr;  // the parked caller of the call running now; guarded by State::mu
+  bool lent = false;       // release() left the running call to this thread; guarded by mu
+};
+
+struct BlockingPool::State {
+  explicit State(Runtime* rt) : runtime(rt), driver(rt->driver()) {}
+
+  std::mutex mu;
+  std::condition_variable work_cv;  // idle threads wait for a task or stop
+  std::condition_variable done_cv;  // stop() waits for running calls to return
+  Runtime* runtime;                 // null after release(); guarded by mu
+  const DriverInfo driver;          // a copy, for driver_info() on pool threads
+  std::deque<BlockingTask*> queue;  // guarded by mu
+  std::list<Worker> workers;        // a list: each thread keeps a pointer to its own
+  unsigned idle = 0;                // guarded by mu
+  unsigned running = 0;             // guarded by mu
+  bool stop = false;                // guarded by mu
+};
+
+namespace {
+
+// The pool state of a spawn_blocking thread; the thread holds a reference.
+thread_local BlockingPool::State* t_pool_state = nullptr;
+
+// A grace this long (or longer) means "wait for every call".
+constexpr std::chrono::nanoseconds kForever = std::chrono::hours(24 * 365);
+
+}  // namespace
+
+BlockingPool::BlockingPool(Runtime* runtime, unsigned max_threads, std::chrono::nanoseconds grace)
+    : max_threads_(max_threads), grace_(grace), state_(std::make_shared<State>(runtime)) {}
+
+BlockingPool::~BlockingPool() { release(); }
+
 bool BlockingPool::submit(BlockingTask* task) {
-  std::lock_guard<std::mutex> g(mu_);
-  if (stop_) return false;
-  queue_.push_back(task);
-  // Idle threads not yet woken still count in idle_ and their tasks in queue_,
-  // so idle_ >= queue_.size() means some idle thread will take this task.
-  if (idle_ >= queue_.size()) {
-    cv_.notify_one();
-  } else if (threads_.size() < max_threads_) {
-    threads_.emplace_back([this] { worker(); });
+  State& s = *state_;
+  std::lock_guard<std::mutex> g(s.mu);
+  if (s.stop) return false;
+  s.queue.push_back(task);
+  // Idle threads not yet woken still count in idle and their tasks in queue,
+  // so idle >= queue.size() means some idle thread will take this task.
+  if (s.idle >= s.queue.size()) {
+    s.work_cv.notify_one();
+  } else if (s.workers.size() < max_threads_) {
+    Worker& w = s.workers.emplace_back();
+    try {
+      w.thread = std::thread(&BlockingPool::worker_main, state_, &w);
+    } catch (...) {
+      s.workers.pop_back();
+      // With no thread at all nobody would ever take the task, which lives on
+      // the caller's stack: take it back before the caller unwinds. Otherwise
+      // the threads there are take it in turn.
+      if (s.workers.empty()) {
+        s.queue.pop_back();
+        throw;
+      }
+    }
   }
   return true;
 }
 
-void BlockingPool::worker() {
-  t_runtime = runtime_;
+void BlockingPool::worker_main(std::shared_ptr<State> state, Worker* self) {
+  State& s = *state;
+  t_pool_state = &s;
   pthread_setname_np(pthread_self(), "fiber-blocking");
-  std::unique_lock<std::mutex> lk(mu_);
+  std::unique_lock<std::mutex> lk(s.mu);
   for (;;) {
-    ++idle_;
-    cv_.wait(lk, [&] { return stop_ || !queue_.empty(); });
-    --idle_;
-    if (stop_) return;
-    BlockingTask* task = queue_.front();
-    queue_.pop_front();
-    lk.unlock();
+    ++s.idle;
+    s.work_cv.wait(lk, [&] { return s.stop || !s.queue.empty(); });
+    --s.idle;
+    if (s.stop) break;
+    BlockingTask* task = s.queue.front();
+    s.queue.pop_front();
     Fiber* fiber = task->fiber;
-    task->work();
-    ready(fiber);  // `task` lives on the fiber's stack: gone once it runs
+    self->fiber = fiber;
+    ++s.running;
+    lk.unlock();
+    task->work();  // `task` lives on the fiber's stack: gone once the fiber runs
     lk.lock();
+    self->fiber = nullptr;
+    --s.running;
+    if (self->lent) {
+      // run() has returned without this call (release()): the scheduler forgot
+      // the fiber, and its stack, which held the call, is this thread's to unmap.
+      lk.unlock();
+      StackPool scratch;  // a pool of one: unmaps the stack as it goes
+      free_fiber(scratch, fiber);
+      break;
+    }
+    // Under the lock, which release() needs before the runtime may go.
+    ready(fiber);
+    if (s.stop && s.running == 0) s.done_cv.notify_all();
+  }
+  t_pool_state = nullptr;
+}
+
+void BlockingPool::stop() {
+  State& s = *state_;
+  std::unique_lock<std::mutex> lk(s.mu);
+  if (s.stop) return;
+  s.stop = true;
+  s.queue.clear();
+  s.work_cv.notify_all();
+  auto none_running = [&] { return s.running == 0; };
+  if (grace_ >= kForever) {
+    s.done_cv.wait(lk, none_running);
+  } else if (grace_.count() > 0) {
+    s.done_cv.wait_for(lk, grace_, none_running);
   }
 }
 
-void BlockingPool::shutdown() {
-  std::vector<std::thread> threads;
+void BlockingPool::release() {
+  stop();
+  State& s = *state_;
+  std::vector<std::thread> finished;
   {
-    std::lock_guard<std::mutex> g(mu_);
-    stop_ = true;
-    queue_.clear();
-    threads.swap(threads_);
+    std::lock_guard<std::mutex> g(s.mu);
+    if (s.runtime == nullptr) return;
+    for (Worker& w : s.workers) {
+      if (!w.thread.joinable()) continue;
+      if (w.fiber != nullptr) {
+        static_cast<Scheduler*>(w.fiber->owner)->forget(w.fiber);
+        w.lent = true;
+        w.thread.detach();
+      } else {
+        finished.push_back(std::move(w.thread));
+      }
+    }
+    s.runtime = nullptr;
   }
-  cv_.notify_all();
-  for (auto& t : threads) t.join();
+  for (auto& t : finished) t.join();
 }
 
 size_t BlockingPool::threads() {
-  std::lock_guard<std::mutex> g(mu_);
-  return threads_.size();
+  std::lock_guard<std::mutex> g(state_->mu);
+  return state_->workers.size();
 }
+
+BlockingPool::RuntimeLock::RuntimeLock() {
+  if (t_pool_state == nullptr) return;
+  state_ = t_pool_state;
+  lock_ = std::unique_lock<std::mutex>(state_->mu);
+  runtime_ = state_->runtime;
+}
+
+const DriverInfo& BlockingPool::RuntimeLock::driver() const { return state_->driver; }
+
+bool BlockingPool::on_pool_thread() { return t_pool_state != nullptr; }
 
 void run_blocking(absl::FunctionRef<void()> work) {
   BlockingTask task{work, current_fiber("fiber::spawn_blocking")};
-  if (!t_runtime->pool().submit(&task)) {
-    throw std::runtime_error("fiber::spawn_blocking: the runtime is shutting down");
-  }
+  // Refused once run() is stopping: the call never starts, and the fiber stays
+  // parked until the runtime abandons it with the others, like a call dropped
+  // from the queue.
+  (void)t_runtime->pool().submit(&task);
   park();
 }
 

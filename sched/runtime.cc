@@ -31,12 +31,25 @@ std::vector<int> allowed_cpus() {
   return cpus;
 }
 
-Runtime& current_runtime(const char* api) {
-  if (t_runtime == nullptr) {
+[[noreturn]] void throw_no_runtime(const char* api) {
+  if (BlockingPool::on_pool_thread()) {
     throw std::logic_error(std::string(api) +
-                           ": no runtime on this thread (call it inside fiber::run)");
+                           ": the runtime has stopped (this spawn_blocking call outlived "
+                           "fiber::run, which left it to its thread)");
   }
-  return *t_runtime;
+  throw std::logic_error(std::string(api) +
+                         ": no runtime on this thread (call it inside fiber::run)");
+}
+
+// with_runtime() returns fn(the caller's runtime). A scheduler thread's runtime
+// outlives the thread; on a spawn_blocking thread, the pool's lock keeps the
+// runtime there during fn (fiber::run may return while a call still runs).
+template <class Fn>
+decltype(auto) with_runtime(const char* api, Fn&& fn) {
+  if (t_runtime != nullptr) return fn(*t_runtime);
+  BlockingPool::RuntimeLock lock;
+  if (lock.runtime() == nullptr) throw_no_runtime(api);
+  return fn(*lock.runtime());
 }
 
 Scheduler& current_scheduler(const char* api) {
@@ -71,7 +84,7 @@ Runtime::Runtime(const Options& options, unsigned schedulers, DriverInfo driver)
     : options_(options),
       driver_(std::move(driver)),
       startup_(schedulers),
-      pool_(this, options.blocking_threads) {
+      pool_(this, options.blocking_threads, options.blocking_shutdown_grace) {
   for (unsigned i = 0; i < schedulers; ++i) {
     schedulers_.push_back(std::make_unique<Scheduler>(this, i));
   }
@@ -94,14 +107,15 @@ void Runtime::start(const std::vector<int>& cpus) {
 }
 
 void Runtime::shutdown() {
-  pool_.shutdown();
+  pool_.stop();
   for (auto& s : schedulers_) s->stop();
   for (auto& t : threads_) t.join();
   threads_.clear();
+  pool_.release();  // after the joins: it may take fibers from the schedulers
 }
 
 void run_main(absl::FunctionRef<void()> main, const Options& options) {
-  if (t_runtime != nullptr) {
+  if (t_runtime != nullptr || BlockingPool::on_pool_thread()) {
     throw std::logic_error("fiber::run: called from inside a running runtime (runs do not nest)");
   }
   std::vector<int> cpus = allowed_cpus();
@@ -114,6 +128,9 @@ void run_main(absl::FunctionRef<void()> main, const Options& options) {
     throw std::invalid_argument("fiber::run: Options::blocking_threads is " +
                                 std::to_string(options.blocking_threads) +
                                 "; it must be in [1, 100000]");
+  }
+  if (options.blocking_shutdown_grace.count() < 0) {
+    throw std::invalid_argument("fiber::run: Options::blocking_shutdown_grace is negative");
   }
   const unsigned sq =
       options.uring_sq_entries != 0 ? options.uring_sq_entries : kDefaultUringSqEntries;
@@ -162,24 +179,25 @@ void run_main(absl::FunctionRef<void()> main, const Options& options) {
 
 void spawn_fiber(int index, const SpawnOptions& options, FiberBody& body) {
   const char* api = index < 0 ? "fiber::go" : "fiber::go_on";
-  Runtime& rt = current_runtime(api);
   size_t stack_size = check_stack_size(options.stack_size);
   Scheduler* here = t_scheduler;
-  Scheduler* dest;
   if (index < 0) {
-    dest = &current_scheduler(api);
-  } else {
+    if (here == nullptr && !BlockingPool::on_pool_thread()) throw_no_runtime(api);
+    current_scheduler(api).spawn_local(body, stack_size);
+    return;
+  }
+  with_runtime(api, [&](Runtime& rt) {
     if (static_cast<unsigned>(index) >= rt.size()) {
       throw std::out_of_range(std::string(api) + ": scheduler index " + std::to_string(index) +
                               " is out of range [0, " + std::to_string(rt.size()) + ")");
     }
-    dest = &rt.scheduler(static_cast<unsigned>(index));
-  }
-  if (dest == here) {
-    here->spawn_local(body, stack_size);
-  } else {
-    dest->post_spawn(body.move_to_heap(), stack_size);
-  }
+    Scheduler* dest = &rt.scheduler(static_cast<unsigned>(index));
+    if (dest == here) {
+      here->spawn_local(body, stack_size);
+    } else {
+      dest->post_spawn(body.move_to_heap(), stack_size);
+    }
+  });
 }
 
 void sleep_until_ns(int64_t deadline_ns) {
@@ -232,16 +250,27 @@ uint64_t current_id() {
 
 unsigned scheduler_index() { return detail::current_scheduler("fiber::scheduler_index").index(); }
 
-unsigned scheduler_count() { return detail::current_runtime("fiber::scheduler_count").size(); }
-
-std::vector<SchedulerStats> stats() {
-  detail::Runtime& rt = detail::current_runtime("fiber::stats");
-  std::vector<SchedulerStats> out;
-  out.reserve(rt.size());
-  for (unsigned i = 0; i < rt.size(); ++i) out.push_back(rt.scheduler(i).stats());
-  return out;
+unsigned scheduler_count() {
+  return detail::with_runtime("fiber::scheduler_count",
+                              [](detail::Runtime& rt) { return rt.size(); });
 }
 
-const DriverInfo& driver_info() { return detail::current_runtime("fiber::driver_info").driver(); }
+std::vector<SchedulerStats> stats() {
+  return detail::with_runtime("fiber::stats", [](detail::Runtime& rt) {
+    std::vector<SchedulerStats> out;
+    out.reserve(rt.size());
+    for (unsigned i = 0; i < rt.size(); ++i) out.push_back(rt.scheduler(i).stats());
+    return out;
+  });
+}
+
+const DriverInfo& driver_info() {
+  if (detail::t_runtime != nullptr) return detail::t_runtime->driver();
+  // A spawn_blocking thread gets its pool's copy, which lives as long as the
+  // thread (the runtime may not).
+  detail::BlockingPool::RuntimeLock lock;
+  if (lock.runtime() == nullptr) detail::throw_no_runtime("fiber::driver_info");
+  return lock.driver();
+}
 
 }  // namespace fiber

@@ -2,6 +2,7 @@
 // pool. It lives on the stack of the thread that called run().
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <exception>
@@ -23,32 +24,66 @@ struct BlockingTask {
 };
 
 // BlockingPool runs blocking calls on at most `max_threads` threads, started on
-// demand and kept until shutdown. Thread-safe.
+// demand and kept until the runtime stops. Thread-safe.
+//
+// Shutdown, in two steps around the schedulers' own (Runtime::shutdown()):
+//   stop():    no new call starts; queued calls are dropped (their fibers stay
+//              parked and are abandoned with the others); waits at most the
+//              grace (Options::blocking_shutdown_grace) for running calls.
+//   release(): once the scheduler threads are joined. A call still running is
+//              left to its thread, which is detached, together with its fiber:
+//              the call's closure and result live on that fiber's stack, so the
+//              scheduler forgets the fiber instead of unmapping its stack, and
+//              the thread unmaps it once the call returns. The other threads
+//              are joined. Afterwards nothing of the pool refers to the runtime.
+// The state the threads share lives in a reference-counted State, so a
+// detached thread never touches the pool, the runtime or a scheduler again:
+// it finds State::runtime null and fails any runtime call with an error.
 class BlockingPool {
  public:
-  BlockingPool(Runtime* runtime, unsigned max_threads)
-      : runtime_(runtime), max_threads_(max_threads) {}
-  ~BlockingPool() { shutdown(); }
+  BlockingPool(Runtime* runtime, unsigned max_threads, std::chrono::nanoseconds grace);
+  ~BlockingPool();
+  BlockingPool(const BlockingPool&) = delete;
+  BlockingPool& operator=(const BlockingPool&) = delete;
 
-  // submit() queues `task`; returns false once the pool is shut down.
+  // submit() queues `task`; returns false once the pool is stopping.
   bool submit(BlockingTask* task);
-  // shutdown() drops tasks not yet started (their fibers stay parked) and waits
-  // for those running to return.
-  void shutdown();
+  // stop() and release(): see above. Both idempotent; release() stops first.
+  void stop();
+  void release();
   // threads() is how many threads the pool has started.
   size_t threads();
 
- private:
-  void worker();
+  // State is what the pool and its threads share.
+  struct State;
+  // RuntimeLock gives a spawn_blocking thread its runtime for the duration of
+  // one call (go_on() and the like): it holds the pool's lock, which release()
+  // needs before the runtime may go. runtime() is null on other threads, or
+  // after release().
+  class RuntimeLock {
+   public:
+    RuntimeLock();
+    Runtime* runtime() const { return runtime_; }
+    // driver() is the runtime's DriverInfo, copied into the pool's state: it
+    // lives as long as the calling pool thread. Only when runtime() is not null.
+    const DriverInfo& driver() const;
 
-  Runtime* const runtime_;
+   private:
+    std::unique_lock<std::mutex> lock_;
+    State* state_ = nullptr;
+    Runtime* runtime_ = nullptr;
+  };
+  // on_pool_thread() is true on a thread of some runtime's pool, even one that
+  // outlived its runtime.
+  static bool on_pool_thread();
+
+ private:
+  struct Worker;
+  static void worker_main(std::shared_ptr<State> state, Worker* self);
+
   const unsigned max_threads_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<BlockingTask*> queue_;   // guarded by mu_
-  std::vector<std::thread> threads_;  // guarded by mu_
-  unsigned idle_ = 0;                 // guarded by mu_
-  bool stop_ = false;                 // guarded by mu_
+  const std::chrono::nanoseconds grace_;
+  std::shared_ptr<State> state_;
 };
 
 struct Scheduler::Startup {
@@ -75,7 +110,8 @@ class Runtime {
   // start() starts one thread per scheduler; throws (after stopping them) if a
   // scheduler could not start its driver.
   void start(const std::vector<int>& cpus);
-  // shutdown() stops the pool, then the schedulers, and joins every thread.
+  // shutdown() stops the pool (waiting at most its grace), then the schedulers,
+  // joins their threads, and releases the pool. Idempotent.
   void shutdown();
 
   unsigned size() const { return static_cast<unsigned>(schedulers_.size()); }

@@ -288,17 +288,24 @@ void Scheduler::exit(Fiber* self) {
   exit_context(self, next_context());
 }
 
-void Scheduler::reclaim(Fiber* f) {
+void Scheduler::unlink_live(Fiber* f) {
   if (f->live_prev != nullptr) {
     f->live_prev->live_next = f->live_next;
   } else {
     live_head_ = f->live_next;
   }
   if (f->live_next != nullptr) f->live_next->live_prev = f->live_prev;
+  f->live_prev = f->live_next = nullptr;
   --live_count_;
   alive_.store(live_count_, std::memory_order_relaxed);
+}
+
+void Scheduler::reclaim(Fiber* f) {
+  unlink_live(f);
   free_fiber(stacks_, f);
 }
+
+void Scheduler::forget(Fiber* f) { unlink_live(f); }
 
 void Scheduler::free_abandoned() {
   // Fibers still parked when the runtime stops are dropped without unwinding:

@@ -106,6 +106,11 @@ class Scheduler {
   [[noreturn]] void exit(Fiber* self);
   // reclaim() frees a fiber that exited. Core-local.
   void reclaim(Fiber* f);
+  // forget() drops a parked fiber from this scheduler without freeing its
+  // stack, which now belongs to someone else (a blocking call that outlived
+  // fiber::run, see BlockingPool::release()). Only after the scheduler's
+  // thread has ended.
+  void forget(Fiber* f);
   void add_timer(Timer* t) { timers_.push(t); }
   void cancel_timer(Timer* t) { timers_.remove(t); }
 
@@ -157,6 +162,7 @@ class Scheduler {
   bool drain_inbox();
   void fire_timers();
   void adopt(Fiber* f);
+  void unlink_live(Fiber* f);
   inline Context* next_context();
   void free_abandoned();
 
@@ -202,7 +208,8 @@ class Scheduler {
 
 // The scheduler whose thread this is, or nullptr.
 extern thread_local constinit Scheduler* t_scheduler;
-// The runtime this thread works for (scheduler and blocking-pool threads).
+// The runtime of this scheduler thread, or nullptr. Blocking-pool threads reach
+// theirs through BlockingPool::RuntimeLock instead: it may stop before them.
 extern thread_local constinit Runtime* t_runtime;
 
 // next_context() picks what runs after the current fiber stops: the next

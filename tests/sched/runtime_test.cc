@@ -382,6 +382,9 @@ TEST_P(RuntimeTest, BadOptionsAreRejectedWithAMessage) {
   o.blocking_threads = 0;
   EXPECT_THROW(run([] {}, o), std::invalid_argument);
   o = options();
+  o.blocking_shutdown_grace = -1ms;
+  EXPECT_THROW(run([] {}, o), std::invalid_argument);
+  o = options();
   o.stack_size = 0;
   EXPECT_THROW(run([] {}, o), std::invalid_argument);
   o.stack_size = size_t{1} << 40;

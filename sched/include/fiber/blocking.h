@@ -6,6 +6,17 @@
 // The pool has at most Options::blocking_threads threads (default 64), started
 // on demand; calls beyond that wait in a queue, in order.
 //
+// At shutdown (once main has returned, see fiber::run()) the fibers waiting
+// here are abandoned with the others, and run() does not wait for the calls
+// for long: queued calls never start, and a call still running after
+// Options::blocking_shutdown_grace (default 100 ms) is left to finish on its
+// own thread, detached, after run() has returned. Until it returns, the
+// caller's fiber stack stays mapped (the call's closure and result live there),
+// so `f` may keep using what it captured from that fiber; whatever else it uses
+// must outlive it, and its go_on() and other runtime calls throw
+// std::logic_error ("the runtime has stopped"). A process that exits meanwhile
+// ends the call with it, as Go does with a goroutine blocked in a syscall.
+//
 // Threading: fiber-only (parks the caller). `f` runs on a pool thread: it may
 // call go_on() but not go() or anything that parks.
 //

@@ -57,6 +57,8 @@ enum class Pinning {
 
 // kDefaultBlockingThreads is the default bound of the spawn_blocking() pool.
 inline constexpr unsigned kDefaultBlockingThreads = 64;
+// kDefaultBlockingShutdownGrace is the default of Options::blocking_shutdown_grace.
+inline constexpr std::chrono::milliseconds kDefaultBlockingShutdownGrace{100};
 
 struct Options {
   // schedulers is the number of schedulers (threads); default: one per CPU the
@@ -68,6 +70,11 @@ struct Options {
   Pinning pinning = Pinning::kPinned;
   // blocking_threads bounds the threads of spawn_blocking(); 0 is an error.
   unsigned blocking_threads = kDefaultBlockingThreads;
+  // blocking_shutdown_grace is how long run(), once main has returned, waits
+  // for spawn_blocking() calls still running before it returns without them
+  // (see run()). Zero: it does not wait; nanoseconds::max(): it waits for every
+  // call, however long. Negative is an error.
+  std::chrono::nanoseconds blocking_shutdown_grace = kDefaultBlockingShutdownGrace;
   // stack_size is the stack of the main fiber.
   size_t stack_size = kDefaultStackSize;
   // idle_spin is how long a scheduler that just ran fibers polls its inbox
@@ -99,9 +106,13 @@ int64_t now_ns();
 
 // run() starts the runtime, runs `main` in a fiber on scheduler 0 and returns its
 // result once it returns. Then the runtime stops: fibers still parked are
-// abandoned without unwinding (as goroutines are when Go's main returns), and
-// run() waits for blocking calls already running. An exception escaping `main`
-// is rethrown by run().
+// abandoned without unwinding (as goroutines are when Go's main returns).
+// spawn_blocking() calls not yet started never start; calls running get
+// Options::blocking_shutdown_grace to return, and those still running after it
+// are left to finish on their own threads, which run() detaches. So run()
+// returns at most that grace after `main` returned, plus the time each
+// scheduler takes to reach its next turn (a fiber that never parks holds its
+// core). An exception escaping `main` is rethrown by run().
 // Throws std::invalid_argument for bad options, std::logic_error when called
 // from inside a fiber, std::system_error when the driver cannot start (the
 // message says why).
