@@ -48,7 +48,8 @@ extern thread_local constinit Fiber* t_current_fiber;
 // callable does not fit a quarter of the stack.
 Fiber* create_fiber(StackPool& pool, size_t stack_size, FiberBody* body, bool body_on_heap);
 
-// free_fiber() returns an exited or never-started fiber's stack to `pool`.
+// free_fiber() returns an exited or never-started fiber's stack to `pool`. For a
+// fiber abandoned at stop, nothing on its stack is destroyed, nor its callable.
 void free_fiber(StackPool& pool, Fiber* f);
 
 // Implemented by the scheduler: called on the fiber's own stack once its body has
