@@ -217,7 +217,7 @@ TEST_P(BlockingTest, RunReturnsAfterTheGraceWhileACallBlocksWhichThenFinishesOnI
         started.add(1);
         go_on(1, [&] {
           std::array<char, 4096> result = spawn_blocking([&] {  // never returns here
-            go_on(0, [&started] { started.done(); });  // the runtime is still there
+            go_on(0, [&started] { started.done(); });           // the runtime is still there
             // Blocks until after run() has returned; bounded, so that a run()
             // that waits for the call fails the test instead of hanging it.
             bool in_time = released.wait_for(30s) == std::future_status::ready;
