@@ -216,8 +216,9 @@ TEST_P(BlockingTest, RunReturnsAfterTheGraceWhileACallBlocksWhichThenFinishesOnI
         WaitGroup started;
         started.add(1);
         go_on(1, [&] {
-          std::array<char, 4096> result = spawn_blocking([&] {  // never returns here
-            go_on(0, [&started] { started.done(); });           // the runtime is still there
+          // spawn_blocking never returns here: the fiber is abandoned at stop.
+          std::array<char, 4096> result = spawn_blocking([&] {
+            go_on(0, [&started] { started.done(); });  // the runtime is still there
             // Blocks until after run() has returned; bounded, so that a run()
             // that waits for the call fails the test instead of hanging it.
             bool in_time = released.wait_for(30s) == std::future_status::ready;
