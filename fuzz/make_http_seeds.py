@@ -25,22 +25,22 @@ CASES = {
     "two_cl": b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"
               b"GET /smuggled HTTP/1.1\r\n\r\n",
     "te_not_final": b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n",
-    "te_chunkedchunked": b"POST / HTTP/1.1\r\nTransfer-Encoding: chunkedchunked\r\n\r\n0\r\n\r\n",
-    "te_twice": b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "te_chunkedchunked": b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunkedchunked\r\n\r\n0\r\n\r\n",
+    "te_twice": b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
     "te_http10": b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
     "obs_fold": b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n",
     "space_before_colon": b"GET / HTTP/1.1\r\nHost : a\r\n\r\n",
     "bare_lf": b"GET / HTTP/1.1\nHost: a\n\n",
-    "cl_overflow": b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
-    "cl_spaces": b"POST / HTTP/1.1\r\nContent-Length: 4 2\r\n\r\nabcd",
-    "chunk_size_overflow": b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\n",
-    "missing_last_chunk": b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
+    "cl_overflow": b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+    "cl_spaces": b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4 2\r\n\r\nabcd",
+    "chunk_size_overflow": b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\n",
+    "missing_last_chunk": b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
     "http2": b"GET / HTTP/2.0\r\n\r\n",
     "bad_version": b"GET / HTTP/1.10\r\n\r\n",
-    "unknown_method": b"BREW / HTTP/1.1\r\n\r\n",
-    "expect_unknown": b"GET / HTTP/1.1\r\nExpect: tea\r\n\r\n",
-    "nul_in_value": b"GET / HTTP/1.1\r\nX: a\x00b\r\n\r\n",
-    "upgrade": b"GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+    "unknown_method": b"BREW / HTTP/1.1\r\nHost: a\r\n\r\n",
+    "expect_unknown": b"GET / HTTP/1.1\r\nHost: a\r\nExpect: tea\r\n\r\n",
+    "nul_in_value": b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x00b\r\n\r\n",
+    "upgrade": b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nGET / HTTP/1.1\r\n\r\n",
     "connect": b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n",
 }
 
@@ -49,10 +49,10 @@ CASES = {
 SMALL_LIMITS = {
     "long_head": (b"GET / HTTP/1.1\r\nHost: a\r\nX-Long: " + b"v" * 300 + b"\r\n\r\n", 0b00000010),
     "long_uri": (b"GET /" + b"u" * 100 + b" HTTP/1.1\r\n\r\n", 0b00001000),
-    "big_body": (b"POST / HTTP/1.1\r\nContent-Length: 20\r\n\r\n" + b"b" * 20, 0b00100000),
-    "big_chunked": (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n14\r\n" + b"b" * 20 +
+    "big_body": (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 20\r\n\r\n" + b"b" * 20, 0b00100000),
+    "big_chunked": (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n14\r\n" + b"b" * 20 +
                     b"\r\n0\r\n\r\n", 0b00100000),
-    "many_headers": (b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", 0b01000000),
+    "many_headers": (b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", 0b01000000),
 }
 
 

@@ -1,6 +1,7 @@
 #include "request_parser.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <utility>
 
@@ -22,6 +23,63 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+// chunked_before_last() says whether an element of the comma-separated list
+// `value` other than the last names the chunked coding.
+bool chunked_before_last(std::string_view value) {
+  bool chunked = false;  // the element before the current one is chunked
+  while (!value.empty()) {
+    if (chunked) return true;
+    size_t comma = std::min(value.find(','), value.size());
+    std::string_view element = trim(value.substr(0, comma));
+    element = element.substr(0, std::min(element.find(';'), element.size()));
+    chunked = detail::iequals(trim(element), "chunked");
+    value.remove_prefix(std::min(comma + 1, value.size()));
+  }
+  return false;
+}
+
+bool is_tchar(char ch) {
+  auto c = static_cast<unsigned char>(ch);
+  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
+  return c != 0 && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
+}
+
+// valid_head() checks the line structure of a head that llhttp accepted:
+// llhttp 8 lets through, even in strict mode, bare LF line ends, runs of
+// spaces in the request line, a missing version, empty field names and
+// obsolete line folding after an empty value. `head` starts at the method and
+// holds at least the whole head. RFC 9112 2.2, 3, 5.1, 5.2.
+bool valid_head(std::string_view head) {
+  size_t eol = head.find('\n');
+  if (eol == std::string_view::npos || eol == 0 || head[eol - 1] != '\r') return false;
+  std::string_view line = head.substr(0, eol - 1);
+  head.remove_prefix(eol + 1);
+  // request-line = method SP request-target SP HTTP-version
+  size_t sp1 = line.find(' ');
+  if (sp1 == 0 || sp1 == std::string_view::npos) return false;
+  if (!std::all_of(line.begin(), line.begin() + sp1, is_tchar)) return false;
+  std::string_view rest = line.substr(sp1 + 1);
+  size_t sp2 = rest.find(' ');
+  if (sp2 == 0 || sp2 == std::string_view::npos) return false;
+  std::string_view version = rest.substr(sp2 + 1);
+  if (version.size() != 8 || !version.starts_with("HTTP/") || version[6] != '.' ||
+      !std::isdigit(static_cast<unsigned char>(version[5])) ||
+      !std::isdigit(static_cast<unsigned char>(version[7]))) {
+    return false;
+  }
+  // field lines, then an empty line
+  for (;;) {
+    eol = head.find('\n');
+    if (eol == std::string_view::npos || eol == 0 || head[eol - 1] != '\r') return false;
+    line = head.substr(0, eol - 1);
+    head.remove_prefix(eol + 1);
+    if (line.empty()) return true;
+    size_t colon = line.find(':');
+    if (colon == 0 || colon == std::string_view::npos) return false;
+    if (!std::all_of(line.begin(), line.begin() + colon, is_tchar)) return false;
+  }
+}
+
 }  // namespace
 
 RequestParser::RequestParser(const ServerOptions& options) : opt_(options) {
@@ -34,6 +92,11 @@ RequestParser::RequestParser(const ServerOptions& options) : opt_(options) {
   settings_.on_header_value = &RequestParser::on_header_value;
   settings_.on_header_value_complete = &RequestParser::on_header_value_complete;
   settings_.on_headers_complete = &RequestParser::on_headers_complete;
+  settings_.on_chunk_header = &RequestParser::on_chunk_header;
+  settings_.on_chunk_extension_name = &RequestParser::on_chunk_extension_piece;
+  settings_.on_chunk_extension_value = &RequestParser::on_chunk_extension_piece;
+  settings_.on_chunk_extension_name_complete = &RequestParser::on_chunk_extension_complete;
+  settings_.on_chunk_extension_value_complete = &RequestParser::on_chunk_extension_complete;
   settings_.on_body = &RequestParser::on_body;
   settings_.on_message_complete = &RequestParser::on_message_complete;
   // Strict mode: llhttp_init leaves every lenient flag off, so bare LF line
@@ -82,6 +145,7 @@ int RequestParser::on_message_begin(llhttp_t* p) {
   c.headers_done_ = false;
   c.content_lengths_ = 0;
   c.transfer_encodings_ = 0;
+  c.hosts_ = 0;
   c.expect_continue_ = false;
   c.body_.clear();
   c.pause_ = Pause::kMessageBegin;
@@ -112,6 +176,7 @@ int RequestParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
   if (c.headers_done_) {
     if (!c.in_field_) c.trailer_name_.clear();
     c.in_field_ = true;
+    if (len > 0) c.trailer_named_ = true;
     c.trailer_name_.append(at, std::min(len, kTrailerName - c.trailer_name_.size()));
     return 0;
   }
@@ -145,6 +210,8 @@ int RequestParser::on_header_value_complete(llhttp_t* p) {
   RequestParser& c = self(p);
   c.in_field_ = false;
   if (c.headers_done_) {
+    // A trailer field line without a name (": v"): RFC 9112 5.1.
+    if (!std::exchange(c.trailer_named_, false)) return c.fail_with(400, "empty field name");
     if (detail::iequals(c.trailer_name_, "content-length") ||
         detail::iequals(c.trailer_name_, "transfer-encoding")) {
       return c.fail_with(400, "framing field in the trailer");
@@ -163,8 +230,13 @@ int RequestParser::on_header_value_complete(llhttp_t* p) {
   } else if (detail::iequals(name, "transfer-encoding")) {
     if (++c.transfer_encodings_ > 1) return c.fail_with(501, "more than one Transfer-Encoding");
     if (!detail::iequals(value, "chunked")) {
+      // RFC 9112 6.3: chunked applied but not last leaves the length unknown:
+      // 400. Any other coding is one the server does not implement: 501.
+      if (chunked_before_last(value)) return c.fail_with(400, "chunked is not the final coding");
       return c.fail_with(501, "unsupported transfer coding");
     }
+  } else if (detail::iequals(name, "host")) {
+    if (++c.hosts_ > 1) return c.fail_with(400, "more than one Host");
   } else if (detail::iequals(name, "expect")) {
     if (!detail::iequals(value, "100-continue")) {
       return c.fail_with(417, "unsupported expectation");
@@ -177,7 +249,14 @@ int RequestParser::on_header_value_complete(llhttp_t* p) {
 int RequestParser::on_headers_complete(llhttp_t* p) {
   RequestParser& c = self(p);
   c.headers_done_ = true;
+  const char* base = c.buf_.get();
+  if (!valid_head(std::string_view(base + c.head_start_, c.end_ - c.head_start_))) {
+    return c.fail_with(400, "malformed head");
+  }
   if (p->http_major != 1) return c.fail_with(505, "HTTP version not supported");
+  // RFC 9112 3.2: an HTTP/1.1 request without Host is answered 400 (so is one
+  // with two, refused as the second arrives).
+  if (p->http_minor != 0 && c.hosts_ == 0) return c.fail_with(400, "missing Host");
   if (c.content_lengths_ > 0 && c.transfer_encodings_ > 0) {
     return c.fail_with(400, "Content-Length with Transfer-Encoding");
   }
@@ -203,6 +282,29 @@ int RequestParser::on_headers_complete(llhttp_t* p) {
   return 0;
 }
 
+// on_chunk_header() refuses a chunk that would take the body over the limit
+// as soon as its size is known, before any of its bytes are read.
+int RequestParser::on_chunk_header(llhttp_t* p) {
+  RequestParser& c = self(p);
+  if (p->content_length > c.opt_.max_body_bytes - c.body_.size()) {
+    return c.fail_with(413, "body too large");
+  }
+  return 0;
+}
+
+// Chunk extensions are ignored, but must be well formed (RFC 9112 7.1.1):
+// llhttp reports an empty name or value ("3;=x", "3;a=") as a complete one.
+int RequestParser::on_chunk_extension_piece(llhttp_t* p, const char*, size_t len) {
+  self(p).chunk_ext_len_ += len;
+  return 0;
+}
+
+int RequestParser::on_chunk_extension_complete(llhttp_t* p) {
+  RequestParser& c = self(p);
+  if (std::exchange(c.chunk_ext_len_, 0) == 0) return c.fail_with(400, "empty chunk extension");
+  return 0;
+}
+
 int RequestParser::on_body(llhttp_t* p, const char* at, size_t len) {
   RequestParser& c = self(p);
   if (c.body_.size() + len > c.opt_.max_body_bytes) return c.fail_with(413, "body too large");
@@ -220,15 +322,38 @@ int RequestParser::status_for(llhttp_errno_t err) const {
   if (error_status_ != 0) return error_status_;
   switch (err) {
     case HPE_INVALID_VERSION:
-      return 505;
+      // A supported version followed by something else is a syntax error;
+      // a well-formed other version is one the server does not support.
+      return parser_.http_major == 1 && parser_.http_minor <= 1 ? 400 : 505;
     case HPE_INVALID_TRANSFER_ENCODING:
-      return 501;
+      // llhttp's: chunked that is not the final coding (RFC 9112 6.3).
+      return 400;
     default:
       return 400;
   }
 }
 
 // ---- parsing and the buffer ----------------------------------------------------
+
+// remember_tail() keeps the last two bytes llhttp has parsed, which this
+// execute call ran from `start` to parsed_: the buffer may drop them.
+void RequestParser::remember_tail(size_t start) {
+  for (size_t i = std::max(start, parsed_ >= 2 ? parsed_ - 2 : 0); i < parsed_; ++i) {
+    tail_[0] = tail_[1];
+    tail_[1] = buf_[i];
+  }
+}
+
+// ends_with_crlf() says whether the bytes parsed so far (this execute call ran
+// from `start` to parsed_) end with CRLF.
+bool RequestParser::ends_with_crlf(size_t start) const {
+  char last[2] = {tail_[0], tail_[1]};
+  for (size_t i = std::max(start, parsed_ >= 2 ? parsed_ - 2 : 0); i < parsed_; ++i) {
+    last[0] = last[1];
+    last[1] = buf_[i];
+  }
+  return last[0] == '\r' && last[1] == '\n';
+}
 
 RequestParser::Event RequestParser::parse() {
   while (parsed_ < end_) {
@@ -244,15 +369,24 @@ RequestParser::Event RequestParser::parse() {
       }
       len = std::min(len, limit - parsed_);
     }
+    size_t start = parsed_;
     llhttp_errno_t err = llhttp_execute(&parser_, buf_.get() + parsed_, len);
     if (err == HPE_OK) {
       parsed_ += len;
+      remember_tail(start);
       continue;
     }
     if (err == HPE_PAUSED) {
       parsed_ = static_cast<size_t>(llhttp_get_error_pos(&parser_) - buf_.get());
       llhttp_resume(&parser_);
-      if (std::exchange(pause_, Pause::kNone) == Pause::kMessageBegin) {
+      Pause why = std::exchange(pause_, Pause::kNone);
+      // llhttp ends a chunked message at a bare LF too ("0\r\n\n").
+      if (why == Pause::kMessageComplete && transfer_encodings_ > 0 && !ends_with_crlf(start)) {
+        error_status_ = 400;
+        return Event::kError;
+      }
+      remember_tail(start);
+      if (why == Pause::kMessageBegin) {
         // What came before the method were empty lines between requests.
         head_start_ = begin_ = head_end_ = parsed_;
         continue;

