@@ -211,6 +211,29 @@ TEST_P(HttpMalformedTest, CorpusCasesAreRejectedAndClosed) {
       options());
 }
 
+// T41: no second request is parsed out of an ambiguous message. Every corpus
+// case (CL with TE, two CLs, TE not ending in chunked, chunkedchunked, folded
+// TE, bad chunk sizes, chunk data longer than its size, ...) is sent with a
+// valid request behind it in the same write: exactly one status line comes
+// back before the close, whatever the case.
+TEST_P(HttpMalformedTest, NoRequestIsSmuggledBehindACorpusCase) {
+  std::vector<Case> cases = load_corpus();
+  ASSERT_GE(cases.size(), 300u);
+  fiber::run(
+      [&] {
+        TestServer s;
+        for (const Case& c : cases) {
+          Exchange ex = send_and_read(s, c.bytes + "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n");
+          EXPECT_TRUE(ex.closed) << describe(c) << "\nnot closed; got: " << ex.data;
+          EXPECT_EQ(ex.status_lines, 1) << describe(c) << "\ngot: " << ex.data;
+          EXPECT_TRUE(c.allowed.count(ex.first_status) != 0)
+              << describe(c) << "\nanswered " << ex.first_status << ": " << ex.data;
+          expect_still_serves(s, describe(c));
+        }
+      },
+      options());
+}
+
 FIBER_INSTANTIATE_DRIVER_TESTS(HttpMalformedTest);
 
 }  // namespace
