@@ -14,7 +14,12 @@
 #include <string>
 #include <vector>
 
+#include "fiber/detail/sanitizer.h"
 #include "tests/http/http_test_support.h"
+
+#if defined(FIBER_ASAN) || defined(FIBER_TSAN)
+#include <sanitizer/allocator_interface.h>
+#endif
 
 namespace fiber::http::testing {
 namespace {
@@ -325,6 +330,96 @@ TEST_P(HttpMalformedTest, HundredPipelinedGetsAreAnsweredInOrder) {
               EXPECT_EQ(rs[i].body, "chunk 1\nchunk 2\nchunk 3\n") << "answer " << i;
           }
         }
+      },
+      options());
+}
+
+// ---- limits (T43) -------------------------------------------------------------
+
+struct Oversized {
+  const char* what;
+  std::string bytes;
+  int status;
+};
+
+// oversized() are requests over the default limits (8 KiB URI, 16 KiB head,
+// 100 header fields, 8 MiB body).
+std::vector<Oversized> oversized() {
+  std::vector<Oversized> v;
+  v.push_back({"64 KiB request line",
+               "GET /" + std::string(64 * 1024, 'u') + " HTTP/1.1\r\nHost: t\r\n\r\n", 414});
+  v.push_back({"100 KiB header",
+               "GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(100 * 1024, 'b') + "\r\n\r\n",
+               431});
+  std::string many = "GET / HTTP/1.1\r\nHost: t\r\n";
+  for (int i = 0; i < 10000; ++i) many += "X-" + std::to_string(i) + ": v\r\n";
+  v.push_back({"10,000 headers", many + "\r\n", 431});
+  // The head never ends: the server must answer from the limit, not wait.
+  v.push_back({"1 MiB without CRLFCRLF",
+               "GET / HTTP/1.1\r\nHost: t\r\nX-Endless: " + std::string(1024 * 1024, 'e'), 431});
+  // No body is sent: the answer must come from the head alone.
+  v.push_back({"Content-Length over the limit",
+               "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1073741824\r\n\r\n", 413});
+  return v;
+}
+
+void expect_refused(const TestServer& s, const Oversized& o) {
+  Exchange ex = send_and_read(s, o.bytes);
+  EXPECT_TRUE(ex.closed) << o.what << ": not closed";
+  EXPECT_EQ(ex.status_lines, 1) << o.what << ": " << ex.data;
+  EXPECT_EQ(ex.first_status, o.status) << o.what << ": " << ex.data;
+}
+
+// memory_in_use() is the process's resident set (VmRSS). Under a sanitizer,
+// whose allocator keeps freed blocks in quarantine and whose shadow memory
+// grows with use, it is the allocator's live heap bytes instead.
+size_t memory_in_use() {
+#if defined(FIBER_ASAN) || defined(FIBER_TSAN)
+  return __sanitizer_get_current_allocated_bytes();
+#else
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  size_t kib = 0;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::sscanf(line, "VmRSS: %zu kB", &kib) == 1) break;
+  }
+  std::fclose(f);
+  return kib * 1024;
+#endif
+}
+
+// T43: each limit answers its status and closes; the body over the limit is
+// refused without being read (none is sent).
+TEST_P(HttpMalformedTest, RequestsOverTheLimitsAreRefused) {
+  fiber::run(
+      [] {
+        TestServer s;
+        for (const Oversized& o : oversized()) {
+          expect_refused(s, o);
+          expect_still_serves(s, o.what);
+        }
+      },
+      options());
+}
+
+// T43: 1000 requests over the limits leave the server's memory (in process)
+// less than 10 MiB bigger.
+TEST_P(HttpMalformedTest, ThousandOversizedRequestsCostNoMemory) {
+  fiber::run(
+      [] {
+        TestServer s;
+        const std::vector<Oversized> kinds = oversized();
+        const size_t before = memory_in_use();
+        ASSERT_GT(before, 0u);
+        for (int i = 0; i < 1000; ++i) {
+          expect_refused(s, kinds[i % kinds.size()]);
+          if (::testing::Test::HasFailure()) return;  // one report, not a thousand
+        }
+        const size_t after = memory_in_use();
+        EXPECT_LT(after, before + 10 * 1024 * 1024)
+            << "grew from " << before << " to " << after << " bytes";
+        expect_still_serves(s, "1000 oversized requests");
       },
       options());
 }
