@@ -146,6 +146,7 @@ int RequestParser::on_message_begin(llhttp_t* p) {
   c.content_lengths_ = 0;
   c.transfer_encodings_ = 0;
   c.hosts_ = 0;
+  c.trailer_value_end_ = kNoValue;
   c.expect_continue_ = false;
   c.body_.clear();
   c.pause_ = Pause::kMessageBegin;
@@ -199,7 +200,16 @@ int RequestParser::on_header_field_complete(llhttp_t* p) {
 int RequestParser::on_header_value(llhttp_t* p, const char* at, size_t len) {
   RequestParser& c = self(p);
   c.in_field_ = false;
-  if (c.headers_done_) return 0;  // a trailer value: not stored
+  if (c.headers_done_) {
+    // A trailer value is not stored, but a piece that does not follow the
+    // previous one is obsolete line folding, as in extend().
+    size_t off = static_cast<size_t>(at - c.buf_.get());
+    if (c.trailer_value_end_ != kNoValue && off != c.trailer_value_end_) {
+      return c.fail_with(400, "obsolete line folding");
+    }
+    c.trailer_value_end_ = off + len;
+    return 0;
+  }
   return c.extend(c.spans_.back().value, at, len);
 }
 
@@ -210,6 +220,7 @@ int RequestParser::on_header_value_complete(llhttp_t* p) {
   RequestParser& c = self(p);
   c.in_field_ = false;
   if (c.headers_done_) {
+    c.trailer_value_end_ = kNoValue;
     // A trailer field line without a name (": v"): RFC 9112 5.1.
     if (!std::exchange(c.trailer_named_, false)) return c.fail_with(400, "empty field name");
     if (detail::iequals(c.trailer_name_, "content-length") ||
@@ -289,7 +300,8 @@ int RequestParser::on_chunk_header(llhttp_t* p) {
   if (p->content_length > c.opt_.max_body_bytes - c.body_.size()) {
     return c.fail_with(413, "body too large");
   }
-  return 0;
+  c.pause_ = Pause::kChunkHeader;  // parse() checks the end of the size line
+  return HPE_PAUSED;
 }
 
 // Chunk extensions are ignored, but must be well formed (RFC 9112 7.1.1):
@@ -335,24 +347,25 @@ int RequestParser::status_for(llhttp_errno_t err) const {
 
 // ---- parsing and the buffer ----------------------------------------------------
 
-// remember_tail() keeps the last two bytes llhttp has parsed, which this
-// execute call ran from `start` to parsed_: the buffer may drop them.
+// remember_tail() keeps the last bytes llhttp has parsed, which this execute
+// call ran from `start` to parsed_: the buffer may drop them.
 void RequestParser::remember_tail(size_t start) {
-  for (size_t i = std::max(start, parsed_ >= 2 ? parsed_ - 2 : 0); i < parsed_; ++i) {
-    tail_[0] = tail_[1];
-    tail_[1] = buf_[i];
+  for (size_t i = std::max(start, parsed_ - std::min(parsed_, sizeof tail_)); i < parsed_; ++i) {
+    std::memmove(tail_, tail_ + 1, sizeof tail_ - 1);
+    tail_[sizeof tail_ - 1] = buf_[i];
   }
 }
 
-// ends_with_crlf() says whether the bytes parsed so far (this execute call ran
-// from `start` to parsed_) end with CRLF.
-bool RequestParser::ends_with_crlf(size_t start) const {
-  char last[2] = {tail_[0], tail_[1]};
-  for (size_t i = std::max(start, parsed_ >= 2 ? parsed_ - 2 : 0); i < parsed_; ++i) {
-    last[0] = last[1];
-    last[1] = buf_[i];
+// parsed_ends_with() says whether the bytes parsed so far (this execute call
+// ran from `start` to parsed_) end with `suffix`, at most sizeof tail_ bytes.
+bool RequestParser::parsed_ends_with(size_t start, std::string_view suffix) const {
+  char last[sizeof tail_];
+  std::memcpy(last, tail_, sizeof last);
+  for (size_t i = std::max(start, parsed_ - std::min(parsed_, sizeof last)); i < parsed_; ++i) {
+    std::memmove(last, last + 1, sizeof last - 1);
+    last[sizeof last - 1] = buf_[i];
   }
-  return last[0] == '\r' && last[1] == '\n';
+  return std::string_view(last, sizeof last).ends_with(suffix);
 }
 
 RequestParser::Event RequestParser::parse() {
@@ -380,12 +393,17 @@ RequestParser::Event RequestParser::parse() {
       parsed_ = static_cast<size_t>(llhttp_get_error_pos(&parser_) - buf_.get());
       llhttp_resume(&parser_);
       Pause why = std::exchange(pause_, Pause::kNone);
-      // llhttp ends a chunked message at a bare LF too ("0\r\n\n").
-      if (why == Pause::kMessageComplete && transfer_encodings_ > 0 && !ends_with_crlf(start)) {
+      // llhttp ends a chunked message at a bare LF too ("0\r\n\n"), and
+      // takes a chunk extension list ending in ';' ("3;a=b;"), which has no
+      // callback of its own.
+      if ((why == Pause::kMessageComplete && transfer_encodings_ > 0 &&
+           !parsed_ends_with(start, "\r\n")) ||
+          (why == Pause::kChunkHeader && parsed_ends_with(start, ";\r\n"))) {
         error_status_ = 400;
         return Event::kError;
       }
       remember_tail(start);
+      if (why == Pause::kChunkHeader) continue;
       if (why == Pause::kMessageBegin) {
         // What came before the method were empty lines between requests.
         head_start_ = begin_ = head_end_ = parsed_;
@@ -442,6 +460,11 @@ void RequestParser::slide(size_t keep_end) {
   }
   head_start_ -= std::min(head_start_, shift);
   head_end_ -= std::min(head_end_, shift);
+  // A trailer value that ended at the end of the buffer continues at its new
+  // end; one that ended earlier cannot continue (see on_header_value).
+  if (trailer_value_end_ != kNoValue) {
+    trailer_value_end_ = trailer_value_end_ == end_ ? keep_end - shift : kNoValue - 1;
+  }
   end_ = parsed_ = keep_end - shift;
   begin_ = 0;
 }

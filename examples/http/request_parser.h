@@ -104,7 +104,7 @@ class RequestParser {
     Span name, value;
   };
   // Why llhttp paused.
-  enum class Pause { kNone, kMessageBegin, kMessageComplete };
+  enum class Pause { kNone, kMessageBegin, kChunkHeader, kMessageComplete };
 
   static RequestParser& self(llhttp_t* p) { return *static_cast<RequestParser*>(p->data); }
   int fail_with(int code, const char* reason);
@@ -126,7 +126,8 @@ class RequestParser {
   static int on_message_complete(llhttp_t* p);
   int status_for(llhttp_errno_t err) const;
   void remember_tail(size_t start);
-  bool ends_with_crlf(size_t start) const;
+  bool parsed_ends_with(size_t start, std::string_view suffix) const;
+  static constexpr size_t kNoValue = static_cast<size_t>(-1);
 
   const ServerOptions& opt_;
   llhttp_settings_t settings_;
@@ -150,11 +151,12 @@ class RequestParser {
   bool expect_continue_ = false;
   int error_status_ = 0;
   std::string body_;
-  std::string trailer_name_;     // the start of the trailer field being parsed
-  bool trailer_named_ = false;   // the trailer field being parsed has a name
-  size_t chunk_ext_len_ = 0;     // bytes of the chunk extension name or value so far
-  char tail_[2] = {0, 0};        // the last two bytes parsed
-  std::vector<Header> headers_;  // spans_ as views, built by request()
+  std::string trailer_name_;             // the start of the trailer field being parsed
+  bool trailer_named_ = false;           // the trailer field being parsed has a name
+  size_t chunk_ext_len_ = 0;             // bytes of the chunk extension name or value so far
+  size_t trailer_value_end_ = kNoValue;  // end of the trailer value's last piece
+  char tail_[3] = {0, 0, 0};             // the last bytes parsed
+  std::vector<Header> headers_;          // spans_ as views, built by request()
 };
 
 }  // namespace fiber::http
