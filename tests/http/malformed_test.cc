@@ -22,7 +22,9 @@
 #include "tests/http/http_test_support.h"
 
 #if defined(FIBER_ASAN) || defined(FIBER_TSAN)
-#include <sanitizer/allocator_interface.h>
+// From the sanitizer runtime (declared here: gcc ships no
+// <sanitizer/allocator_interface.h>).
+extern "C" size_t __sanitizer_get_current_allocated_bytes();
 #endif
 
 namespace fiber::http::testing {
