@@ -27,7 +27,8 @@ grep -q "FIBER_FAULT_INJECTION:BOOL=ON" build/dev/CMakeCache.txt &&
   { echo "build/dev lacks FIBER_FAULT_INJECTION or FIBER_RANDOM_SCHEDULING"; exit 1; }
 targets=(fiber_io_test fiber_net_test fiber_chan_test fiber_select_test fiber_sync_test
          fiber_time_test fiber_fault_poller_test fiber_random_sched_test
-         http_curl_test http_protocol_test http_static_test http_shutdown_test)
+         http_curl_test http_protocol_test http_static_test http_shutdown_test
+         http_malformed_test)
 nice -n 5 cmake --build build/dev -j2 --target "${targets[@]}" >/tmp/fiber-ci-faults-build.log 2>&1 ||
   { tail -40 /tmp/fiber-ci-faults-build.log; exit 1; }
 b=build/dev/tests
@@ -63,7 +64,7 @@ for seed in ${FAULT_SEEDS:-101 202 303}; do
   step "FIBER_FAULTS seed $seed"
   run "io-$seed" "FIBER_FAULTS=seed=$seed,$io_kinds" -- $b/io/fiber_io_test
   run "net-$seed" "FIBER_FAULTS=seed=$seed,$io_kinds" -- $b/io/fiber_net_test
-  for t in protocol static shutdown; do
+  for t in protocol static shutdown malformed; do
     run "http-$t-$seed" "FIBER_FAULTS=seed=$seed,$io_kinds" -- $b/http/http_${t}_test
   done
   run "http-curl-$seed" "FIBER_FAULTS=seed=$seed,$curl_kinds" -- $b/http/http_curl_test
