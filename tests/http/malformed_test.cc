@@ -200,6 +200,11 @@ std::string describe(const Case& c) {
   return "corpus line " + std::to_string(c.line) + ": " + c.text.substr(0, 200);
 }
 
+// Each case the server leaves open costs a watchdog period: past a few, the
+// corpus tests stop rather than run into the test's timeout.
+constexpr int kMaxLeftOpen = 10;
+void stop_early() { ADD_FAILURE() << kMaxLeftOpen << " cases left open: stopping here"; }
+
 class HttpMalformedTest : public fiber::testing::DriverTest {};
 
 // T40: every case gets one status from its allowed set, then the close; the
@@ -210,9 +215,11 @@ TEST_P(HttpMalformedTest, CorpusCasesAreRejectedAndClosed) {
   fiber::run(
       [&] {
         TestServer s;
+        int left_open = 0;
         for (const Case& c : cases) {
           Exchange ex = send_and_read(s, c.bytes);
           EXPECT_TRUE(ex.closed) << describe(c) << "\nnot closed; got: " << ex.data;
+          if (!ex.closed && ++left_open == kMaxLeftOpen) return stop_early();
           EXPECT_EQ(ex.status_lines, 1) << describe(c) << "\ngot: " << ex.data;
           EXPECT_TRUE(c.allowed.count(ex.first_status) != 0)
               << describe(c) << "\nanswered " << ex.first_status << ": " << ex.data;
@@ -233,9 +240,11 @@ TEST_P(HttpMalformedTest, NoRequestIsSmuggledBehindACorpusCase) {
   fiber::run(
       [&] {
         TestServer s;
+        int left_open = 0;
         for (const Case& c : cases) {
           Exchange ex = send_and_read(s, c.bytes + "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n");
           EXPECT_TRUE(ex.closed) << describe(c) << "\nnot closed; got: " << ex.data;
+          if (!ex.closed && ++left_open == kMaxLeftOpen) return stop_early();
           EXPECT_EQ(ex.status_lines, 1) << describe(c) << "\ngot: " << ex.data;
           EXPECT_TRUE(c.allowed.count(ex.first_status) != 0)
               << describe(c) << "\nanswered " << ex.first_status << ": " << ex.data;
