@@ -99,9 +99,12 @@ RequestParser::RequestParser(const ServerOptions& options) : opt_(options) {
   settings_.on_chunk_extension_value_complete = &RequestParser::on_chunk_extension_complete;
   settings_.on_body = &RequestParser::on_body;
   settings_.on_message_complete = &RequestParser::on_message_complete;
-  // Strict mode: llhttp_init leaves every lenient flag off, so bare LF line
-  // ends, bad header characters, conflicting Content-Length/Transfer-Encoding
-  // and keep-alive after Connection: close are all errors.
+  // Strict mode: llhttp is built with LLHTTP_STRICT_MODE=1 and llhttp_init
+  // leaves every lenient flag off, so bad header characters, conflicting
+  // Content-Length/Transfer-Encoding and keep-alive after Connection: close
+  // are all errors. What llhttp 8 still lets through (bare LF line ends, runs
+  // of spaces, empty names, some folding, loose chunk lines) is refused by
+  // valid_head(), the chunk callbacks and parse().
   llhttp_init(&parser_, HTTP_REQUEST, &settings_);
   parser_.data = this;
   buf_ = std::make_unique<char[]>(kInitialBuffer);
