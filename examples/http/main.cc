@@ -32,6 +32,9 @@ ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
           "an idle keep-alive connection closes after this");
 ABSL_FLAG(absl::Duration, write_timeout, absl::Seconds(30), "time for each write to a client");
 ABSL_FLAG(int64_t, max_connections, 10000, "connections beyond this are accepted and closed");
+ABSL_FLAG(absl::Duration, idle_spin, absl::FromChrono(fiber::Options{}.idle_spin),
+          "how long an idle scheduler polls before it sleeps (fiber::Options::idle_spin); 0: "
+          "it sleeps at once");
 
 namespace {
 
@@ -55,6 +58,8 @@ int main(int argc, char** argv) {
   }
   if (absl::GetFlag(FLAGS_cores) < 0) return usage("--cores must be >= 0");
   if (absl::GetFlag(FLAGS_cores) > 0) options.schedulers = absl::GetFlag(FLAGS_cores);
+  if (absl::GetFlag(FLAGS_idle_spin) < absl::ZeroDuration()) return usage("negative --idle_spin");
+  options.idle_spin = absl::ToChronoNanoseconds(absl::GetFlag(FLAGS_idle_spin));
   auto addr = fiber::Address::parse(absl::GetFlag(FLAGS_addr));
   if (!addr) return usage("bad --addr (want host:port, e.g. 127.0.0.1:8080)");
 
