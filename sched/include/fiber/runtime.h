@@ -82,7 +82,7 @@ struct Options {
   // wake-up or completion inside that window costs no syscall and no wake-up of
   // a halted CPU (tens of µs on a VM); an idle runtime spins once per wake-up at
   // most. Zero disables it.
-  std::chrono::nanoseconds idle_spin = std::chrono::microseconds(50);
+  std::chrono::nanoseconds idle_spin = std::chrono::microseconds(10);
   // uring_sq_entries and uring_cq_entries size each scheduler's io_uring
   // submission and completion queues (the kernel rounds them up to a power of
   // two); 0 keeps the defaults, kDefaultUringSqEntries and twice the SQ. A
