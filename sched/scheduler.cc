@@ -106,6 +106,14 @@ void Scheduler::loop() {
       if (poller_->events_ready()) poller_->poll(0);
       if (inbox_hint_.load(std::memory_order_relaxed) || !runq_.empty()) continue;
     }
+    if (stacks_.untrimmed() > 0) {
+      // Nothing to run: give back the pages of stacks that went deep and came
+      // back up, one batch per turn so that new work waits for one batch at most.
+      // This turn's I/O is submitted (and what completed reaped) first.
+      if (poller_->has_pending()) poller_->poll(0);
+      if (runq_.empty()) stacks_.trim_idle(StackPool::kTrimBatch);
+      continue;
+    }
     sleeping_.store(true, std::memory_order_seq_cst);
     bool pending;
     {

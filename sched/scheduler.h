@@ -132,6 +132,8 @@ class Scheduler {
   void io_end() { --io_in_flight_; }
   // stats() reads the counters. Thread-safe.
   SchedulerStats stats() const;
+  // stack_pool() is this core's pool of fiber stacks. Core-local.
+  const StackPool& stack_pool() const { return stacks_; }
 
  private:
   struct InboxItem {
