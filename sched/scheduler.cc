@@ -215,6 +215,7 @@ bool Scheduler::drain_inbox() {
     } catch (const std::exception& e) {
       std::fprintf(stderr, "fiber: could not start a fiber on scheduler %u: %s\n", index_,
                    e.what());
+      item.body->fail(std::current_exception());
       delete item.body;
     }
   }
@@ -245,7 +246,12 @@ void Scheduler::ready(Fiber* f) {
 }
 
 void Scheduler::post_spawn(FiberBody* body, size_t stack_size) {
-  post(InboxItem{nullptr, body, stack_size});
+  try {
+    post(InboxItem{nullptr, body, stack_size});
+  } catch (...) {  // out of memory for the inbox: the spawn fails, the body goes
+    delete body;
+    throw;
+  }
 }
 
 void Scheduler::stop() {
