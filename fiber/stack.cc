@@ -3,7 +3,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstdio>
 #include <stdexcept>
 #include <string>
@@ -72,23 +74,41 @@ ResourceCounts& resource_counts() {
 }
 
 StackPool::~StackPool() {
-  for (const Stack& s : free_) munmap(s.base, s.mapped);
-  count_resource(resource_counts().stacks_mapped, -static_cast<int64_t>(free_.size()));
+  for (const Stack& s : trimmed_) unmap(s);
+  for (const Stack& s : untrimmed_) unmap(s);
 }
 
-Stack StackPool::acquire(size_t usable) {
-  for (size_t i = free_.size(); i-- > 0;) {
-    if (free_[i].usable() == usable) {
-      Stack s = free_[i];
-      free_[i] = free_.back();
-      free_.pop_back();
-      ++live_;
-#if FIBER_ASAN
-      // Frames abandoned by a fiber's final switch leave poisoned redzones behind.
-      ASAN_UNPOISON_MEMORY_REGION(s.bottom(), s.usable());
-#endif
-      return s;
+namespace {
+
+// take() removes a stack of `usable` bytes from `from` into `out`, searching
+// from the back; false when there is none.
+bool take(std::vector<Stack>& from, size_t usable, Stack* out) {
+  for (size_t i = from.size(); i-- > 0;) {
+    if (from[i].usable() == usable) {
+      *out = from[i];
+      from.erase(from.begin() + static_cast<std::ptrdiff_t>(i));
+      return true;
     }
+  }
+  return false;
+}
+
+// unpoison() clears the ASan shadow of a whole mapping.
+void unpoison([[maybe_unused]] void* base, [[maybe_unused]] size_t len) {
+#if FIBER_ASAN
+  ASAN_UNPOISON_MEMORY_REGION(base, len);
+#endif
+}
+
+}  // namespace
+
+Stack StackPool::acquire(size_t usable) {
+  Stack s;
+  if (take(untrimmed_, usable, &s) || take(trimmed_, usable, &s)) {
+    ++live_;
+    // Frames abandoned by a fiber's final switch leave poisoned redzones behind.
+    unpoison(s.base, s.mapped);
+    return s;
   }
   const size_t pg = page_size();
   const size_t len = usable + pg;
@@ -101,9 +121,17 @@ Stack StackPool::acquire(size_t usable) {
     munmap(base, len);
     throw_map_error(err, "add a guard page", usable);
   }
+  // The range may have been someone else's, unmapped with its shadow poisoned.
+  unpoison(base, len);
   count_resource(resource_counts().stacks_mapped, 1);
   ++live_;
   return Stack{static_cast<char*>(base), len};
+}
+
+void StackPool::unmap(const Stack& s) {
+  unpoison(s.base, s.mapped);  // the next mapping here must not inherit poison
+  munmap(s.base, s.mapped);
+  count_resource(resource_counts().stacks_mapped, -1);
 }
 
 void StackPool::trim(const Stack& s) {
@@ -116,14 +144,28 @@ void StackPool::trim(const Stack& s) {
 
 void StackPool::release(Stack s, uintptr_t low_water) {
   --live_;
-  if (free_.size() >= kMaxCached) {
-    munmap(s.base, s.mapped);
-    count_resource(resource_counts().stacks_mapped, -1);
+  if (cached() >= kMaxCached) {
+    unmap(s);
     return;
   }
   bool deep = low_water < reinterpret_cast<uintptr_t>(s.top() - kKeepBytes);
-  if (deep || ++releases_ % kTrimEvery == 0) trim(s);
-  free_.push_back(s);
+  if (deep || ++releases_ % kTrimEvery == 0) {
+    trim(s);
+    trimmed_.push_back(s);
+  } else {
+    untrimmed_.push_back(s);
+  }
+}
+
+size_t StackPool::trim_idle(size_t max) {
+  const size_t n = std::min(max, untrimmed_.size());
+  if (n == 0) return 0;
+  const auto first = untrimmed_.begin();
+  const auto last = first + static_cast<std::ptrdiff_t>(n);
+  for (auto it = first; it != last; ++it) trim(*it);
+  trimmed_.insert(trimmed_.end(), first, last);
+  untrimmed_.erase(first, last);
+  return n;
 }
 
 }  // namespace fiber::detail

@@ -92,7 +92,14 @@ ChanCore* ChanCore::create(int64_t capacity, const ElemOps* ops) {
     buf = static_cast<unsigned char*>(
         ::operator new(cap * ops->size, std::align_val_t(std::max(ops->align, alignof(void*)))));
   }
-  return new ChanCore(cap, ops, buf);
+  try {
+    return new ChanCore(cap, ops, buf);
+  } catch (...) {  // std::bad_alloc: the buffer must not leak
+    if (buf != nullptr) {
+      ::operator delete(buf, std::align_val_t(std::max(ops->align, alignof(void*))));
+    }
+    throw;
+  }
 }
 
 void ChanCore::destroy() {
@@ -361,7 +368,7 @@ SelectOutcome select_impl(SelectCase* cases, ChanWaiter* waiters, uint16_t* scra
     };
     t_scheduler->add_timer(&timer);
   }
-  t_scheduler->park();  // current_fiber() was checked on entry
+  t_scheduler->park();                                  // current_fiber() was checked on entry
   if (timeout >= 0) t_scheduler->cancel_timer(&timer);  // no-op if it fired
   ChanWaiter* fired = sel.fired;
 

@@ -7,6 +7,8 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <system_error>
+#include <utility>
 
 #include "fiber/control_block.h"
 #include "fiber/detail/park.h"
@@ -59,6 +61,62 @@ Scheduler& current_scheduler(const char* api) {
   return *t_scheduler;
 }
 
+// MainOutcome is how run() learns that main's fiber is done, and how.
+class MainOutcome {
+ public:
+  // finish() records the end of main (`error` if it threw or never ran).
+  void finish(std::exception_ptr error) {
+    std::lock_guard<std::mutex> g(mu_);
+    error_ = std::move(error);
+    done_ = true;
+    cv_.notify_one();  // under the lock: run() destroys cv_ as soon as it sees done_
+  }
+  // wait() blocks the calling thread until finish(); returns its error.
+  std::exception_ptr wait() {
+    std::unique_lock<std::mutex> lk(mu_);
+    cv_.wait(lk, [&] { return done_; });
+    return error_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;         // guarded by mu_
+  std::exception_ptr error_;  // guarded by mu_
+};
+
+// MainBody runs run()'s main in the first fiber and reports to a MainOutcome,
+// also when it never runs (its stack could not be mapped), so run() cannot
+// wait for ever.
+class MainBody {
+ public:
+  MainBody(absl::FunctionRef<void()> main, MainOutcome* outcome) : main_(main), outcome_(outcome) {}
+  MainBody(MainBody&& o) noexcept : main_(o.main_), outcome_(std::exchange(o.outcome_, nullptr)) {}
+  MainBody& operator=(MainBody&&) = delete;
+  ~MainBody() {
+    if (outcome_ != nullptr) {
+      fail(std::make_exception_ptr(std::runtime_error("fiber::run: the main fiber never ran")));
+    }
+  }
+
+  void operator()() {
+    std::exception_ptr error;
+    try {
+      main_();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    std::exchange(outcome_, nullptr)->finish(std::move(error));
+  }
+  void fail(std::exception_ptr why) noexcept {
+    if (outcome_ != nullptr) std::exchange(outcome_, nullptr)->finish(std::move(why));
+  }
+
+ private:
+  absl::FunctionRef<void()> main_;
+  MainOutcome* outcome_;
+};
+
 }  // namespace
 
 // --- start-up and shutdown -------------------------------------------------
@@ -70,6 +128,13 @@ bool Scheduler::Startup::arrive_and_wait(std::exception_ptr err) {
   cv.notify_all();
   cv.wait(lk, [&] { return decided; });
   return !error;
+}
+
+void Scheduler::Startup::abandon(std::exception_ptr err) {
+  std::lock_guard<std::mutex> lk(mu);
+  if (!error) error = err;
+  decided = true;
+  cv.notify_all();
 }
 
 std::exception_ptr Scheduler::Startup::decide() {
@@ -96,8 +161,25 @@ void Runtime::start(const std::vector<int>& cpus) {
   for (unsigned i = 0; i < size(); ++i) {
     int cpu = -1;
     if (options_.pinning == Pinning::kPinned && !cpus.empty()) cpu = cpus[i % cpus.size()];
-    threads_.emplace_back(
-        [this, i, cpu] { schedulers_[i]->thread_main(cpu, driver_.kind, &startup_); });
+    try {
+      threads_.emplace_back(
+          [this, i, cpu] { schedulers_[i]->thread_main(cpu, driver_.kind, &startup_); });
+    } catch (...) {
+      // No thread (EAGAIN: out of memory or of threads). The ones started wait
+      // for the start-up decision: make it, so that they end and can be joined.
+      std::exception_ptr error = std::current_exception();
+      try {
+        throw;
+      } catch (const std::system_error& e) {
+        error = std::make_exception_ptr(std::system_error(
+            e.code(), "fiber::run: cannot start the thread of scheduler " + std::to_string(i)));
+      } catch (...) {
+      }
+      startup_.abandon(error);
+      for (auto& t : threads_) t.join();
+      threads_.clear();
+      std::rethrow_exception(error);
+    }
   }
   if (std::exception_ptr error = startup_.decide()) {
     for (auto& t : threads_) t.join();
@@ -154,25 +236,9 @@ void run_main(absl::FunctionRef<void()> main, const Options& options) {
   Runtime runtime(options, n, std::move(driver));
   runtime.start(cpus);
 
-  std::mutex mu;
-  std::condition_variable cv;
-  bool done = false;
-  std::exception_ptr error;
-  auto wrapper = [&] {
-    try {
-      main();
-    } catch (...) {
-      error = std::current_exception();
-    }
-    std::lock_guard<std::mutex> g(mu);
-    done = true;
-    cv.notify_one();  // under the lock: run() destroys cv as soon as it sees done
-  };
-  runtime.scheduler(0).post_spawn(new FnBody<decltype(wrapper)>(std::move(wrapper)), main_stack);
-  {
-    std::unique_lock<std::mutex> lk(mu);
-    cv.wait(lk, [&] { return done; });
-  }
+  MainOutcome outcome;
+  runtime.scheduler(0).post_spawn(new FnBody<MainBody>(MainBody(main, &outcome)), main_stack);
+  std::exception_ptr error = outcome.wait();
   runtime.shutdown();
   if (error) std::rethrow_exception(error);
 }

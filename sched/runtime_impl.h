@@ -93,6 +93,9 @@ struct Scheduler::Startup {
   bool arrive_and_wait(std::exception_ptr error);
   // decide() waits for every thread and returns the first error, if any.
   std::exception_ptr decide();
+  // abandon() decides against going ahead without waiting for the threads
+  // (not all of them could be started): those that did end at once.
+  void abandon(std::exception_ptr error);
 
   std::mutex mu;
   std::condition_variable cv;

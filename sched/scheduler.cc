@@ -106,6 +106,14 @@ void Scheduler::loop() {
       if (poller_->events_ready()) poller_->poll(0);
       if (inbox_hint_.load(std::memory_order_relaxed) || !runq_.empty()) continue;
     }
+    if (stacks_.untrimmed() > 0) {
+      // Nothing to run: give back the pages of stacks that went deep and came
+      // back up, one batch per turn so that new work waits for one batch at most.
+      // This turn's I/O is submitted (and what completed reaped) first.
+      if (poller_->has_pending()) poller_->poll(0);
+      if (runq_.empty()) stacks_.trim_idle(StackPool::kTrimBatch);
+      continue;
+    }
     sleeping_.store(true, std::memory_order_seq_cst);
     bool pending;
     {
@@ -207,6 +215,7 @@ bool Scheduler::drain_inbox() {
     } catch (const std::exception& e) {
       std::fprintf(stderr, "fiber: could not start a fiber on scheduler %u: %s\n", index_,
                    e.what());
+      item.body->fail(std::current_exception());
       delete item.body;
     }
   }
@@ -237,7 +246,12 @@ void Scheduler::ready(Fiber* f) {
 }
 
 void Scheduler::post_spawn(FiberBody* body, size_t stack_size) {
-  post(InboxItem{nullptr, body, stack_size});
+  try {
+    post(InboxItem{nullptr, body, stack_size});
+  } catch (...) {  // out of memory for the inbox: the spawn fails, the body goes
+    delete body;
+    throw;
+  }
 }
 
 void Scheduler::stop() {

@@ -92,7 +92,9 @@ class Scheduler {
   // ready() makes a parked fiber of this scheduler runnable. Thread-safe.
   void ready(Fiber* f);
   // post_spawn() starts a fiber running `body` (heap-allocated; adopted) here.
-  // Thread-safe.
+  // If its stack cannot be mapped there, the body is told so (FiberBody::fail())
+  // and deleted. Throws std::bad_alloc (and deletes the body) when the inbox
+  // cannot grow. Thread-safe.
   void post_spawn(FiberBody* body, size_t stack_size);
   // stop() makes the loop return at its next turn. Thread-safe.
   void stop();
@@ -132,6 +134,8 @@ class Scheduler {
   void io_end() { --io_in_flight_; }
   // stats() reads the counters. Thread-safe.
   SchedulerStats stats() const;
+  // stack_pool() is this core's pool of fiber stacks. Core-local.
+  const StackPool& stack_pool() const { return stacks_; }
 
  private:
   struct InboxItem {

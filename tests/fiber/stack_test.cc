@@ -9,7 +9,12 @@
 #include <stdexcept>
 #include <vector>
 
+#include "fiber/detail/sanitizer.h"
 #include "fiber/stack_size.h"
+
+#if FIBER_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
 
 namespace fiber::detail {
 namespace {
@@ -66,6 +71,86 @@ TEST(StackPool, ADeepStackGivesItsLowPagesBackWhenReturned) {
   EXPECT_LE(kept * page_size(), StackPool::kKeepBytes);
   EXPECT_GT(kept, 0u);  // the top stays committed for the next fiber
 }
+
+TEST(StackPool, AStackThatLooksShallowIsTrimmedWhenIdle) {
+  StackPool pool;
+  Stack s = pool.acquire(kDefaultStackSize);
+  std::memset(s.bottom(), 0xab, s.usable());  // deep, then back up before the switch
+  pool.release(s, reinterpret_cast<uintptr_t>(s.top()));
+  EXPECT_EQ(pool.untrimmed(), 1u);
+  EXPECT_EQ(resident_pages(s.bottom(), s.usable()), s.usable() / page_size());
+  EXPECT_EQ(pool.trim_idle(StackPool::kTrimBatch), 1u);
+  EXPECT_EQ(pool.untrimmed(), 0u);
+  EXPECT_EQ(pool.cached(), 1u);
+  EXPECT_LE(resident_pages(s.bottom(), s.usable()) * page_size(), StackPool::kKeepBytes);
+  EXPECT_EQ(pool.trim_idle(StackPool::kTrimBatch), 0u);
+}
+
+TEST(StackPool, AnIdleTrimIsBoundedAndTakesTheOldestFirst) {
+  StackPool pool;
+  std::vector<Stack> stacks;
+  for (int i = 0; i < 10; ++i) stacks.push_back(pool.acquire(kDefaultStackSize));
+  for (Stack& s : stacks) {
+    *(s.top() - kDefaultStackSize / 2) = 1;  // one page below the keep threshold
+    pool.release(s, reinterpret_cast<uintptr_t>(s.top()));
+  }
+  EXPECT_EQ(pool.trim_idle(4), 4u);
+  EXPECT_EQ(pool.untrimmed(), 6u);
+  for (size_t i = 0; i < stacks.size(); ++i) {
+    const Stack& s = stacks[i];
+    EXPECT_EQ(resident_pages(s.bottom(), s.usable()), i < 4 ? 0u : 1u) << "stack " << i;
+  }
+  // A stack handed out again comes from the untrimmed ones, the most recent first.
+  Stack again = pool.acquire(kDefaultStackSize);
+  EXPECT_EQ(again.base, stacks.back().base);
+  pool.release(again, reinterpret_cast<uintptr_t>(again.top()));
+}
+
+#if FIBER_ASAN
+// Poison left on a stack (as by frames a fiber abandoned) must not reach the next
+// user of that memory: a fiber given the stack again, or a mapping made where the
+// stack was once the pool unmapped it.
+TEST(StackPool, AReusedStackCarriesNoPoison) {
+  StackPool pool;
+  Stack s = pool.acquire(kDefaultStackSize);
+  ASAN_POISON_MEMORY_REGION(s.bottom() + 4096, 4096);
+  pool.release(s, reinterpret_cast<uintptr_t>(s.top()));
+  Stack again = pool.acquire(kDefaultStackSize);
+  ASSERT_EQ(again.base, s.base);
+  EXPECT_EQ(__asan_region_is_poisoned(again.base, again.mapped), nullptr);
+  pool.release(again, reinterpret_cast<uintptr_t>(again.top()));
+}
+
+TEST(StackPool, AnUnmappedStackLeavesNoPoisonBehind) {
+  Stack s;
+  {
+    StackPool pool;
+    s = pool.acquire(kDefaultStackSize);
+    ASAN_POISON_MEMORY_REGION(s.bottom() + 4096, 4096);
+    pool.release(s, reinterpret_cast<uintptr_t>(s.top()));
+  }  // unmapped here
+  // The shadow of the range is still there to read, and must be clear.
+  EXPECT_EQ(__asan_region_is_poisoned(s.base, s.mapped), nullptr);
+}
+
+TEST(StackPool, AFreshStackCarriesNoPoisonFromAnEarlierMapping) {
+  // Someone else's mapping, unmapped with poison in its shadow, where the pool's
+  // next mapping is likely to land (the kernel reuses the hole it just made).
+  const size_t len = kDefaultStackSize + page_size();
+  void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(p, MAP_FAILED);
+  ASAN_POISON_MEMORY_REGION(static_cast<char*>(p) + 2 * page_size(), 4096);
+  munmap(p, len);
+  StackPool pool;
+  Stack s = pool.acquire(kDefaultStackSize);
+  if (s.base != p) {
+    pool.release(s, reinterpret_cast<uintptr_t>(s.top()));
+    GTEST_SKIP() << "the kernel placed the stack elsewhere; nothing to check";
+  }
+  EXPECT_EQ(__asan_region_is_poisoned(s.base, s.mapped), nullptr);
+  pool.release(s, reinterpret_cast<uintptr_t>(s.top()));
+}
+#endif
 
 TEST(StackPoolDeathTest, TheGuardPageFaults) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");

@@ -179,7 +179,8 @@ class Chan {
   }
 
   // make() creates a channel buffering `capacity` values (0: unbuffered). Returns
-  // std::nullopt for a negative capacity or a buffer over 1 GiB. Thread-safe.
+  // std::nullopt for a negative capacity or a buffer over 1 GiB; throws
+  // std::bad_alloc when memory runs out. Thread-safe.
   static std::optional<Chan> make(int64_t capacity = 0) {
     detail::ChanCore* core = detail::ChanCore::create(capacity, &detail::kElemOps<T>);
     if (core == nullptr) return std::nullopt;

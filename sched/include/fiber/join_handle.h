@@ -74,6 +74,13 @@ class JoinBody {
     finish();
   }
 
+  // fail() fails the join with `why`, the reason the fiber could not start.
+  void fail(std::exception_ptr why) noexcept {
+    if (state_ == nullptr) return;
+    state_->error = std::move(why);
+    finish();
+  }
+
   void operator()() {
     try {
       if constexpr (std::is_void_v<R>) {

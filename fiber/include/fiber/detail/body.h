@@ -3,6 +3,7 @@
 // the heap while it travels to another core.
 #pragma once
 
+#include <exception>
 #include <functional>
 #include <new>
 #include <utility>
@@ -18,6 +19,10 @@ class FiberBody {
   virtual FiberBody* move_to(void* mem) = 0;
   // move_to_heap() move-constructs this body with new; the result is deleted.
   virtual FiberBody* move_to_heap() = 0;
+  // fail() tells a body that will never run why: its fiber could not start (no
+  // stack). The body is destroyed right after. A callable with a
+  // fail(std::exception_ptr) member hears of it (a join handle's, run()'s main).
+  virtual void fail(std::exception_ptr why) noexcept = 0;
   virtual size_t size() const = 0;
   virtual size_t align() const = 0;
 };
@@ -29,6 +34,9 @@ class FnBody final : public FiberBody {
   void run() override { std::invoke(std::move(f_)); }
   FiberBody* move_to(void* mem) override { return ::new (mem) FnBody(std::move(f_)); }
   FiberBody* move_to_heap() override { return new FnBody(std::move(f_)); }
+  void fail(std::exception_ptr why) noexcept override {
+    if constexpr (requires(F & f) { f.fail(why); }) f_.fail(why);
+  }
   size_t size() const override { return sizeof(FnBody); }
   size_t align() const override { return alignof(FnBody); }
 
