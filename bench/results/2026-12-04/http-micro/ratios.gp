@@ -1,0 +1,22 @@
+set terminal pngcairo size 1400,1260 font 'DejaVu Sans,10'
+set termoption noenhanced
+set output '/work/main/bench/results/2026-12-04/http-micro/ratios.png'
+set multiplot layout 3,1
+set style data histogram
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set datafile missing '?'
+set key outside right top
+set grid ytics
+set yrange [0:*]
+set xtics rotate by -20
+set arrow from graph 0, first 1 to graph 1, first 1 nohead lw 2 dt 2 lc rgb 'black' front
+set title "http: ours (io_uring) / peer, throughput (>1: ours faster)"
+plot for [i=2:3] '/work/main/bench/results/2026-12-04/http-micro/chart_http_rate.dat' using i:xtic(1) title columnheader
+set title "http: peer / ours (io_uring), CPU per 100k (>1: ours cheaper)"
+plot for [i=2:3] '/work/main/bench/results/2026-12-04/http-micro/chart_http_cpu.dat' using i:xtic(1) title columnheader
+set logscale y
+set yrange [*:*]
+set title "micro (Go ns / ours ns) and memory (peer bytes / ours bytes); >1: ours better; log scale"
+plot for [i=2:2] '/work/main/bench/results/2026-12-04/http-micro/chart_micro_memory.dat' using i:xtic(1) title columnheader
+unset multiplot
