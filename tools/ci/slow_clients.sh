@@ -9,7 +9,7 @@
 # server's established connections are sampled (ss, by client port) every 0.5 s:
 # every slow connection must be gone within its timeout + 2 s. The server's peak RSS
 # (VmHWM) must stay under 100 MiB, and after the attacks it must still answer and
-# exit 0 on SIGINT. Prints a table; exits 1 on any failure. About 4 minutes.
+# exit 0 on SIGINT. Prints a table; exits 1 on any failure. About 2½ minutes.
 #
 #   tools/ci/slow_clients.sh [build-dir]     (default build/release: cmake --preset release
 #                                            && cmake --build --preset release --target http_server)
