@@ -115,6 +115,9 @@ class Connection {
   bool answer();
   void append_head(int status, std::string_view framing);
   void append_chunk(std::string_view data);
+  // write_direct() sends a big piece of a streamed body from the caller's buffer,
+  // after what is pending: a client that reads slowly then pins no copy of it.
+  bool write_direct(std::string_view data);
   // stream() sends the response body bytes in `pending` as the framing wants.
   void encode_stream_data(std::string_view data);
   bool flush_out();
@@ -252,6 +255,20 @@ void Connection::append_chunk(std::string_view data) {
   out_.append("\r\n");
 }
 
+bool Connection::write_direct(std::string_view data) {
+  const bool chunked = framing_ == Framing::kChunked;
+  if (chunked) {
+    char size[24];
+    int n = std::snprintf(size, sizeof size, "%zx\r\n", data.size());
+    out_.append(size, static_cast<size_t>(n));
+  }
+  if (!flush_out()) return false;
+  stream_.set_write_deadline(now() + opt_.write_timeout);
+  if (!stream_.write_all(data)) return false;
+  if (chunked) out_.append("\r\n");  // leaves with what comes next
+  return true;
+}
+
 void Connection::fail(int status) {
   keep_alive_ = false;
   http10_ = false;
@@ -382,6 +399,10 @@ void ResponseWriter::write(std::string_view data) {
   }
   streamed_ += data.size();
   if (conn_.head_request_) return;
+  if (data.size() >= kDirectBody && conn_.resp_body_.empty()) {
+    if (!conn_.write_direct(data)) failed_ = true;
+    return;
+  }
   conn_.resp_body_.append(data);
   if (conn_.resp_body_.size() >= kFlushThreshold) (void)flush();
 }
