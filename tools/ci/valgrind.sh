@@ -10,11 +10,14 @@
 # "client switching stacks" line.
 #
 # Epoll driver only: under valgrind 3.19 the io_uring half hangs in its first
-# test (the fiber parks on a completion memcheck's syscall emulation never
-# delivers), so the */io_uring tests are filtered out. Tests that need 100 000
-# fibers or thousands of sockets (VG_N_SEGMENTS, valgrind's map limit) or that
-# move tens of MiB are left out too; the suite runs them natively and under ASan.
-# About 5 minutes on 2 cores. Logs: /tmp/fiber-vg-NAME.log.
+# test (RunReturnsWhatMainReturns/io_uring had not finished after 10 minutes,
+# and SIGTERM did not end it), so the */io_uring tests are filtered out. valgrind 3.19 does not
+# know epoll_pwait2 (syscall 441, "WARNING: unhandled"): the driver falls back to
+# epoll_wait on ENOSYS, so those warnings are expected. Left out: the tests that
+# keep tens of thousands of fibers alive (valgrind's VG_N_SEGMENTS map limit is
+# fatal) and the accept-at-the-fd-limit test (valgrind keeps fds of its own
+# near the limit; it hangs); the suite runs them natively and under ASan.
+# About 2 minutes on 2 cores. Logs: /tmp/fiber-vg-NAME.log.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 start=$(date +%s)
@@ -56,11 +59,11 @@ run() {
 step "memcheck, epoll driver"
 run stack "$b/fiber/fiber_stack_test" '*'
 run runtime "$b/sched/fiber_runtime_test" \
-  'RuntimeOutside*:*/epoll:-*HundredThousand*:*SpawnStorm*:*AnIdleRuntimeDoesNotSpin*'
-run chan "$b/sched/fiber_chan_test" '*/epoll:-*Stress*'
-run select "$b/sched/fiber_select_test" '*/epoll:-*Stress*'
+  'RuntimeOutside*:*/epoll:-*HundredThousand*:*SpawnStorm*'
+run chan "$b/sched/fiber_chan_test" '*/epoll'
+run select "$b/sched/fiber_select_test" '*/epoll'
 run sync "$b/sched/fiber_sync_test" '*/epoll'
-run echo "$b/io/fiber_net_test" '*Echoes*/epoll:*MovesAMebibyte*/epoll:*SeveralFibersAccept*/epoll:*CloseAndCancel*/epoll:*ErrorsAreValues*/epoll'
+run echo "$b/io/fiber_net_test" '*/epoll:-*AcceptAtTheFdLimit*'
 
 step "done"
 if ((${#failures[@]})); then
