@@ -188,16 +188,20 @@ class EpollPoller final : public IoPoller {
 
   void poll(int64_t timeout_ns) override {
     struct epoll_event events[64];
-    int n;
-    if (timeout_ns < 0) {
+    int n = -1;
+    errno = ENOSYS;
+    if (!no_pwait2_ && timeout_ns < 0) {
       n = epoll_pwait2(epfd_, events, 64, nullptr, nullptr);
-    } else {
+    } else if (!no_pwait2_) {
       struct timespec ts;
       ts.tv_sec = timeout_ns / 1000000000;
       ts.tv_nsec = timeout_ns % 1000000000;
       n = epoll_pwait2(epfd_, events, 64, &ts, nullptr);
     }
-    if (n < 0 && errno == ENOSYS) {  // kernel before 5.11: millisecond timeouts
+    // Kernel before 5.11 (or valgrind 3.19): millisecond timeouts, and no
+    // epoll_pwait2 tried again.
+    if (n < 0 && errno == ENOSYS) {
+      no_pwait2_ = true;
       int ms = timeout_ns < 0 ? -1 : static_cast<int>((timeout_ns + 999999) / 1000000);
       n = epoll_wait(epfd_, events, 64, ms);
     }
@@ -299,6 +303,7 @@ class EpollPoller final : public IoPoller {
   // Written by this thread only, read by add_stats() from any thread.
   std::atomic<uint64_t> interrupted_{0};
   int epfd_ = -1;
+  bool no_pwait2_ = false;  // epoll_pwait2 failed with ENOSYS once
   int doorbell_ = -1;
 };
 

@@ -12,6 +12,7 @@
 #include <system_error>
 
 #include "driver/io_poller.h"
+#include "driver/kernel_writes.h"
 #include "fiber/detail/park.h"
 #include "sched/scheduler.h"
 #include "sched/timer.h"
@@ -160,6 +161,7 @@ class UringPoller final : public IoPoller {
     park();  // until the op's own CQE: see dispatch()
     if (deadline_ns > 0) t_scheduler->cancel_timer(&timer);
     unlink_op(h, &op);
+    mark_kernel_writes(req, op.result);  // valgrind only: memcheck can't see writes via the ring
     if (stream_recv) {
       h.input_drained = op.result > 0 && (op.cqe_flags & IORING_CQE_F_SOCK_NONEMPTY) == 0;
     }

@@ -18,6 +18,9 @@
 #if FIBER_ASAN
 #include <sanitizer/asan_interface.h>
 #endif
+#ifdef FIBER_VALGRIND
+#include <valgrind/valgrind.h>
+#endif
 
 namespace fiber::detail {
 namespace {
@@ -125,10 +128,20 @@ Stack StackPool::acquire(size_t usable) {
   unpoison(base, len);
   count_resource(resource_counts().stacks_mapped, 1);
   ++live_;
-  return Stack{static_cast<char*>(base), len};
+  s.base = static_cast<char*>(base);
+  s.mapped = len;
+#ifdef FIBER_VALGRIND
+  // A no-op unless running under valgrind. Registered once per mapping: pooled
+  // stacks stay registered.
+  s.vg_id = VALGRIND_STACK_REGISTER(s.bottom(), s.top());
+#endif
+  return s;
 }
 
 void StackPool::unmap(const Stack& s) {
+#ifdef FIBER_VALGRIND
+  VALGRIND_STACK_DEREGISTER(s.vg_id);
+#endif
   unpoison(s.base, s.mapped);  // the next mapping here must not inherit poison
   munmap(s.base, s.mapped);
   count_resource(resource_counts().stacks_mapped, -1);

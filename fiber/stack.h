@@ -12,6 +12,10 @@
 // unmapped: libasan (gcc 12) leaves the shadow of an unmapped range as it was,
 // so a later mapping at that address would inherit stale poison.
 //
+// Under valgrind (FIBER_VALGRIND) each mapping's usable range is registered as
+// a stack when it is mapped and deregistered before it is unmapped, so memcheck
+// knows a fiber switch for a stack switch.
+//
 // Threading: a StackPool belongs to one thread and is never shared.
 #pragma once
 
@@ -26,6 +30,9 @@ size_t page_size();
 struct Stack {
   char* base = nullptr;  // start of the mapping (the guard page)
   size_t mapped = 0;     // bytes mapped, guard included
+#ifdef FIBER_VALGRIND
+  unsigned vg_id = 0;  // VALGRIND_STACK_REGISTER's id
+#endif
 
   char* bottom() const { return base + page_size(); }
   char* top() const { return base + mapped; }
