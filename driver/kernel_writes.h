@@ -48,7 +48,8 @@ inline void mark_kernel_writes([[maybe_unused]] const IoRequest& req,
       if (req.addrlen != nullptr) {
         VALGRIND_MAKE_MEM_DEFINED(req.addrlen, sizeof *req.addrlen);
         if (req.addr != nullptr) {
-          VALGRIND_MAKE_MEM_DEFINED(req.addr, std::min<size_t>(*req.addrlen, sizeof(sockaddr_storage)));
+          VALGRIND_MAKE_MEM_DEFINED(req.addr,
+                                    std::min<size_t>(*req.addrlen, sizeof(sockaddr_storage)));
         }
       }
       break;
