@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "tests/http/http_test_support.h"
 
@@ -24,6 +25,19 @@ void expect_rejected(const TestServer& s, std::string_view request, int status) 
   EXPECT_EQ(rs[0].header("Connection"), "close");
   EXPECT_TRUE(rs[0].has_header("Date"));
   expect_serves(s);
+}
+
+// T44 repeats each connection behaviour this many times.
+constexpr int kT44Iterations = 100;
+
+// expect_all_closed() waits (bounded) until the server has closed every
+// connection: one it keeps open fails here instead of hanging the test.
+void expect_all_closed(TestServer& s) {
+  const auto give_up = std::chrono::steady_clock::now() + kSafety;
+  while (s.server().connections() != 0 && std::chrono::steady_clock::now() < give_up) {
+    sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(s.server().connections(), 0);
 }
 
 TEST_P(HttpProtocolTest, BadRequestLineIs400) {
@@ -239,15 +253,20 @@ TEST_P(HttpProtocolTest, ChunkedRequestBodyIsDecoded) {
       options());
 }
 
+// T44 a: a request followed by shutdown(SHUT_WR) gets its whole answer, then
+// the close; 100 times, and the server keeps no connection.
 TEST_P(HttpProtocolTest, HalfClosedClientStillGetsTheAnswer) {
   fiber::run(
       [] {
         TestServer s;
-        auto rs = parse_responses(
-            round_trip(s, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", /*half_close=*/true));
-        ASSERT_EQ(rs.size(), 1u);
-        EXPECT_EQ(rs[0].status, 200);
-        EXPECT_EQ(rs[0].body, "Hello, World!");
+        for (int i = 0; i < kT44Iterations; ++i) {
+          auto rs = parse_responses(
+              round_trip(s, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", /*half_close=*/true));
+          ASSERT_EQ(rs.size(), 1u) << "iteration " << i;
+          EXPECT_EQ(rs[0].status, 200);
+          EXPECT_EQ(rs[0].body, "Hello, World!");
+        }
+        expect_all_closed(s);
         expect_serves(s);
       },
       options());
@@ -266,7 +285,7 @@ TEST_P(HttpProtocolTest, ClientResetsMidResponseAreSurvived) {
             "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body.size()) +
             "\r\n\r\n" + body;
         int answered = 0;
-        for (int i = 0; i < 100; ++i) {
+        for (int i = 0; i < kT44Iterations; ++i) {
           TcpStream c = connect(s);
           ASSERT_TRUE(c.write_all(request));
           // The answer has begun: its status line (reads may come back short).
@@ -282,42 +301,46 @@ TEST_P(HttpProtocolTest, ClientResetsMidResponseAreSurvived) {
           ASSERT_EQ(setsockopt(c.fd(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
           (void)c.close();
         }
-        EXPECT_EQ(answered, 100);
-        // Every reset connection is closed on the server's side too (bounded wait:
-        // a leak fails here instead of hanging).
-        const auto give_up = std::chrono::steady_clock::now() + kSafety;
-        while (s.server().connections() != 0 && std::chrono::steady_clock::now() < give_up) {
-          sleep_for(std::chrono::milliseconds(1));
-        }
-        EXPECT_EQ(s.server().connections(), 0);
+        EXPECT_EQ(answered, kT44Iterations);
+        // Every reset connection is closed on the server's side too.
+        expect_all_closed(s);
         expect_serves(s);
       },
       options());
   signal(SIGPIPE, saved);
 }
 
+// T44 c: HTTP/1.0 closes after the answer unless the request asks for
+// keep-alive; 100 times, and the server keeps no connection.
 TEST_P(HttpProtocolTest, Http10ClosesUnlessKeepAlive) {
   fiber::run(
       [] {
         TestServer s;
-        auto rs = parse_responses(round_trip(s, "GET / HTTP/1.0\r\n\r\n"));
-        ASSERT_EQ(rs.size(), 1u);
-        EXPECT_EQ(rs[0].body, "Hello, World!");
-        EXPECT_EQ(rs[0].header("Connection"), "close");
+        for (int i = 0; i < kT44Iterations; ++i) {
+          SCOPED_TRACE("iteration " + std::to_string(i));
+          auto rs = parse_responses(round_trip(s, "GET / HTTP/1.0\r\n\r\n"));
+          ASSERT_EQ(rs.size(), 1u);
+          EXPECT_EQ(rs[0].body, "Hello, World!");
+          EXPECT_EQ(rs[0].header("Connection"), "close");
 
-        TcpStream c = connect(s);
-        ASSERT_TRUE(
-            c.write_all(std::string_view("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")));
-        auto ka = read_responses(c, 1);
-        ASSERT_EQ(ka.size(), 1u);
-        EXPECT_EQ(ka[0].header("Connection"), "keep-alive");
-        ASSERT_TRUE(c.write_all(std::string_view("GET / HTTP/1.0\r\n\r\n")));
-        auto last = read_responses(c, 1);
-        ASSERT_EQ(last.size(), 1u);
-        EXPECT_EQ(last[0].body, "Hello, World!");
-        char b[16];
-        auto n = c.read(b);
-        EXPECT_TRUE(!n || *n == 0);  // closed after the non-keep-alive request
+          TcpStream c = connect(s);
+          ASSERT_TRUE(
+              c.write_all(std::string_view("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")));
+          auto ka = read_responses(c, 1);
+          ASSERT_EQ(ka.size(), 1u);
+          EXPECT_EQ(ka[0].header("Connection"), "keep-alive");
+          ASSERT_TRUE(c.write_all(std::string_view("GET / HTTP/1.0\r\n\r\n")));
+          auto last = read_responses(c, 1);
+          ASSERT_EQ(last.size(), 1u);
+          EXPECT_EQ(last[0].body, "Hello, World!");
+          char b[16];
+          auto n = c.read(b);
+          ASSERT_TRUE(!n || *n == 0);  // closed after the non-keep-alive request
+          if (!n) {
+            ASSERT_NE(n.error(), std::errc::timed_out) << "not closed by the server";
+          }
+        }
+        expect_all_closed(s);
       },
       options());
 }
@@ -350,27 +373,35 @@ TEST_P(HttpProtocolTest, HeadGetsNoBody) {
       options());
 }
 
+// T44 d: `Expect: 100-continue` gets 100 before the body is sent, then the
+// final answer; an unknown expectation gets 417 and the close. 100 times.
 TEST_P(HttpProtocolTest, ExpectContinueIsAnsweredBeforeTheBody) {
   fiber::run(
       [] {
         TestServer s;
-        TcpStream c = connect(s);
-        ASSERT_TRUE(
-            c.write_all(std::string_view("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: "
-                                         "4\r\nExpect: 100-continue\r\n\r\n")));
-        auto cont = read_responses(c, 1);
-        ASSERT_EQ(cont.size(), 1u);
-        EXPECT_EQ(cont[0].status, 100);
-        ASSERT_TRUE(c.write_all(std::string_view("body")));
-        auto rs = read_responses(c, 1);
-        ASSERT_EQ(rs.size(), 1u);
-        EXPECT_EQ(rs[0].status, 200);
-        EXPECT_EQ(rs[0].body, "body");
-        // An expectation the server does not know: 417.
-        expect_rejected(s,
-                        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n"
-                        "Expect: something-else\r\n\r\nx",
-                        417);
+        for (int i = 0; i < kT44Iterations; ++i) {
+          SCOPED_TRACE("iteration " + std::to_string(i));
+          {
+            TcpStream c = connect(s);
+            ASSERT_TRUE(
+                c.write_all(std::string_view("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: "
+                                             "4\r\nExpect: 100-continue\r\n\r\n")));
+            auto cont = read_responses(c, 1);
+            ASSERT_EQ(cont.size(), 1u);
+            ASSERT_EQ(cont[0].status, 100);
+            ASSERT_TRUE(c.write_all(std::string_view("body")));
+            auto rs = read_responses(c, 1);
+            ASSERT_EQ(rs.size(), 1u);
+            EXPECT_EQ(rs[0].status, 200);
+            EXPECT_EQ(rs[0].body, "body");
+          }
+          // An expectation the server does not know: 417.
+          expect_rejected(s,
+                          "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n"
+                          "Expect: something-else\r\n\r\nx",
+                          417);
+        }
+        expect_all_closed(s);
       },
       options());
 }
@@ -397,21 +428,33 @@ TEST_P(HttpProtocolTest, StalledHeadersAreClosedAfterTheHeaderTimeout) {
       options());
 }
 
+// T44 e: a keep-alive connection left idle after its answer is closed by the
+// server at the idle timeout. 100 connections at once (one after another
+// would take 100 timeouts), each served first; then all are closed.
 TEST_P(HttpProtocolTest, IdleKeepAliveConnectionIsClosed) {
   fiber::run(
       [] {
         ServerOptions o;
         o.idle_timeout = std::chrono::milliseconds(200);
         TestServer s(o);
-        TcpStream c = connect(s);
-        ASSERT_TRUE(c.write_all(std::string_view("GET / HTTP/1.1\r\nHost: t\r\n\r\n")));
-        ASSERT_EQ(read_responses(c, 1).size(), 1u);
-        char b[64];
-        auto n = c.read(b);
-        ASSERT_TRUE(!n || *n == 0);
-        if (!n) {
-          EXPECT_NE(n.error(), std::errc::timed_out) << "not closed by the server";
+        std::vector<TcpStream> conns;
+        for (int i = 0; i < kT44Iterations; ++i) {
+          TcpStream c = connect(s);
+          ASSERT_TRUE(c.write_all(std::string_view("GET / HTTP/1.1\r\nHost: t\r\n\r\n")));
+          auto rs = read_responses(c, 1);
+          ASSERT_EQ(rs.size(), 1u) << "connection " << i;
+          EXPECT_NE(rs[0].header("Connection"), "close");
+          conns.push_back(std::move(c));
         }
+        for (size_t i = 0; i < conns.size(); ++i) {
+          char b[64];
+          auto n = conns[i].read(b);
+          ASSERT_TRUE(!n || *n == 0) << "connection " << i;
+          if (!n) {
+            EXPECT_NE(n.error(), std::errc::timed_out) << "connection " << i << " not closed";
+          }
+        }
+        expect_all_closed(s);
         expect_serves(s);
       },
       options());
