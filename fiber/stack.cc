@@ -84,12 +84,18 @@ StackPool::~StackPool() {
 namespace {
 
 // take() removes a stack of `usable` bytes from `from` into `out`, searching
-// from the back; false when there is none.
-bool take(std::vector<Stack>& from, size_t usable, Stack* out) {
+// from the back; false when there is none. `keep_order` erases (the rest keep
+// their order); otherwise the last stack moves into the hole, in O(1).
+bool take(std::vector<Stack>& from, size_t usable, bool keep_order, Stack* out) {
   for (size_t i = from.size(); i-- > 0;) {
     if (from[i].usable() == usable) {
       *out = from[i];
-      from.erase(from.begin() + static_cast<std::ptrdiff_t>(i));
+      if (keep_order) {
+        from.erase(from.begin() + static_cast<std::ptrdiff_t>(i));
+      } else {
+        from[i] = from.back();
+        from.pop_back();
+      }
       return true;
     }
   }
@@ -107,7 +113,9 @@ void unpoison([[maybe_unused]] void* base, [[maybe_unused]] size_t len) {
 
 Stack StackPool::acquire(size_t usable) {
   Stack s;
-  if (take(untrimmed_, usable, &s) || take(trimmed_, usable, &s)) {
+  // untrimmed_ keeps its oldest-first order for trim_idle(); trimmed_ has none.
+  if (take(untrimmed_, usable, /*keep_order=*/true, &s) ||
+      take(trimmed_, usable, /*keep_order=*/false, &s)) {
     ++live_;
     // Frames abandoned by a fiber's final switch leave poisoned redzones behind.
     unpoison(s.base, s.mapped);

@@ -87,9 +87,9 @@ class StackPool {
   void trim(const Stack& s);
   void unmap(const Stack& s);
 
-  // Free stacks, of any sizes; each searched from the back (the most recently
-  // returned first), untrimmed_ first.
-  std::vector<Stack> trimmed_;    // nothing committed below the keep threshold
+  // Free stacks, of any sizes; each searched from the back, untrimmed_ first
+  // (the most recently returned, whose pages are likely still committed).
+  std::vector<Stack> trimmed_;    // nothing committed below the keep threshold; no order
   std::vector<Stack> untrimmed_;  // maybe something; oldest at the front
   size_t live_ = 0;
   uint32_t releases_ = 0;

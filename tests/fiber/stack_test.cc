@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 #include <vector>
@@ -104,6 +105,34 @@ TEST(StackPool, AnIdleTrimIsBoundedAndTakesTheOldestFirst) {
   Stack again = pool.acquire(kDefaultStackSize);
   EXPECT_EQ(again.base, stacks.back().base);
   pool.release(again, reinterpret_cast<uintptr_t>(again.top()));
+}
+
+// Stacks of several sizes, trimmed and not, are each handed out again once, at
+// the size asked for, whatever order they are asked for in.
+TEST(StackPool, MixedSizesAreEachReusedOnceAtTheirSize) {
+  StackPool pool;
+  const size_t sizes[] = {kDefaultStackSize, 2 * kDefaultStackSize, 4 * kDefaultStackSize};
+  std::vector<Stack> stacks;
+  for (int i = 0; i < 12; ++i) stacks.push_back(pool.acquire(sizes[i % 3]));
+  for (size_t i = 0; i < stacks.size(); ++i) {
+    const Stack& s = stacks[i];
+    // Half go back deep (trimmed at once), half shallow (left untrimmed).
+    pool.release(s, reinterpret_cast<uintptr_t>(i % 2 == 0 ? s.bottom() : s.top()));
+  }
+  ASSERT_EQ(pool.cached(), stacks.size());
+  std::vector<void*> given;
+  for (int i = 11; i >= 0; --i) {  // another order than the releases
+    Stack s = pool.acquire(sizes[(i * 7) % 3]);
+    EXPECT_EQ(s.usable(), sizes[(i * 7) % 3]);
+    given.push_back(s.base);
+  }
+  EXPECT_EQ(pool.cached(), 0u);
+  std::vector<void*> released;
+  for (const Stack& s : stacks) released.push_back(s.base);
+  std::sort(given.begin(), given.end());
+  std::sort(released.begin(), released.end());
+  EXPECT_EQ(given, released);  // each once, none made anew
+  for (const Stack& s : stacks) pool.release(s, reinterpret_cast<uintptr_t>(s.top()));
 }
 
 #if FIBER_ASAN
