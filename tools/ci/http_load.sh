@@ -4,7 +4,8 @@
 # under concurrency and pipelining fails the run), then
 #   wrk -t1 -c100 -d10s                       keep-alive GETs
 #   h2load --h1 -n100000 -c100 -m10           10 pipelined requests per connection
-# and requires 0 errors from both, then SIGINT and exit 0 with no sanitizer report.
+#   ab -k -n10000 -c50                         HTTP/1.0 with keep-alive
+# and requires 0 errors from each, then SIGINT and exit 0 with no sanitizer report.
 #
 #   tools/ci/http_load.sh [build-dir]      (after tools/test.sh asan)
 set -euo pipefail
@@ -15,6 +16,7 @@ server=$build/examples/http/http_server
 need=()
 command -v wrk >/dev/null || need+=(wrk)
 command -v h2load >/dev/null || need+=(nghttp2-client)
+command -v ab >/dev/null || need+=(apache2-utils)
 if [ ${#need[@]} -gt 0 ]; then
   sudo_=""; [ "$(id -u)" = 0 ] || sudo_=sudo
   $sudo_ apt-get install -y -qq "${need[@]}" >/dev/null
@@ -41,6 +43,14 @@ for driver in io_uring epoll; do
   grep -qE "^requests: 100000 total, 100000 started, 100000 done, 100000 succeeded, 0 failed, 0 errored" <<<"$out" ||
     fail "$driver: h2load: $(grep '^requests:' <<<"$out")"
   grep -qE "^status codes: 100000 2xx" <<<"$out" || fail "$driver: h2load: $(grep '^status codes:' <<<"$out")"
+
+  # ab speaks HTTP/1.0: every connection lives only by its Connection: keep-alive.
+  out=$(ab -k -n10000 -c50 "$url/" 2>&1) || fail "$driver: ab failed: $out"
+  echo "$out" | grep -E "^(Complete|Failed|Keep-Alive) requests:"
+  grep -qE "^Complete requests: +10000$" <<<"$out" || fail "$driver: ab: $(grep '^Complete' <<<"$out")"
+  grep -qE "^Failed requests: +0$" <<<"$out" || fail "$driver: ab: $(grep -A4 '^Failed' <<<"$out")"
+  grep -qE "^Keep-Alive requests: +10000$" <<<"$out" || fail "$driver: ab: $(grep '^Keep-Alive' <<<"$out")"
+  if grep -q "Non-2xx" <<<"$out"; then fail "$driver: ab: $(grep 'Non-2xx' <<<"$out")"; fi
 
   kill -INT $pid
   rc=0; wait $pid || rc=$?
