@@ -103,15 +103,16 @@ Plan decode(const uint8_t* data, size_t size) {
   const int nch = static_cast<int>(plan.caps.size());
   const int nsc = static_cast<int>(plan.scripts.size());
   while (fdp.remaining_bytes() >= 2) {
+    // With one script the choice consumes no byte: every turn must consume the
+    // op's own bytes, kept or not, or a full script would loop for ever.
     Script& s = plan.scripts[fdp.ConsumeIntegralInRange<int>(0, nsc - 1)];
-    if (s.ops.size() >= 48) continue;
     Op op;
     op.kind = fdp.ConsumeIntegralInRange<uint8_t>(0, kOpKinds - 1);
     op.a = fdp.ConsumeIntegralInRange<uint8_t>(0, 255);
     op.b = static_cast<uint8_t>(fdp.ConsumeIntegralInRange<int>(0, nch - 1));
     op.d = fdp.ConsumeIntegralInRange<uint8_t>(0, 31);
     op.a = static_cast<uint8_t>(op.kind == kSpawn ? op.a % nsc : op.a % nch);
-    s.ops.push_back(op);
+    if (s.ops.size() < 48) s.ops.push_back(op);
   }
   return plan;
 }
