@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <thread>
 
 #include "driver/io_poller.h"
 #include "fiber/detail/park.h"
@@ -201,7 +202,19 @@ void io_fail(IoHandle& h, int err) {
   cancel_upto(h, UINT64_MAX);
 }
 
-void io_unfail(IoHandle& h) { h.fail_errno.store(0, std::memory_order_release); }
+void io_unfail(IoHandle& h) {
+  // A cancel io_fail() posted from another core must run before the failure is
+  // lifted: run later, it would end ops started after this (note_cancel() clamps
+  // to the ops started when it runs, not when it was asked).
+  while (h.remote_cancels.load(std::memory_order_acquire) > 0) {
+    if (t_current_fiber != nullptr) {
+      yield();
+    } else {
+      std::this_thread::yield();  // off the runtime: the owner runs it meanwhile
+    }
+  }
+  h.fail_errno.store(0, std::memory_order_release);
+}
 
 void io_close(IoHandle& h) {
   auto* owner = static_cast<Scheduler*>(h.owner);

@@ -153,6 +153,8 @@ void io_cancel(IoHandle& h);
 // (ECANCELED or ETIMEDOUT), until io_unfail(). Callable from any thread of the
 // runtime, as io_cancel(). It is how a cancelled context reaches a socket.
 void io_fail(IoHandle& h, int err);
+// io_unfail() lifts io_fail(). It first waits (yielding) until the cancels
+// io_fail() posted from other cores have run, so none reaches a later op.
 void io_unfail(IoHandle& h);
 
 // io_close() cancels the ops in flight, waits until each has returned, then

@@ -495,6 +495,43 @@ TEST_P(NetTest, CancelFromAnotherCoreWakesAParkedReader) {
       options(2));
 }
 
+// A context ended on another core posts its cancel to the socket's core. When
+// the binding ends before that cancel has run there, the cancel must not reach
+// an operation started after the binding ended.
+TEST_P(NetTest, ACancelPostedFromAnotherCoreDoesNotOutliveItsBinding) {
+  run(
+      [] {
+        auto ln = TcpListener::bind(loopback_any_port());
+        ASSERT_TRUE(ln);
+        auto [server, client] = connected_pair(*ln);
+        char buf[16];
+        std::atomic<bool> cancelled{false};
+        {
+          auto [ctx, cancel] = with_cancel(background());
+          auto bound = client.bind_context(ctx);
+          spawn_on(1, [&cancelled, cancel = cancel] {
+            cancel();
+            cancelled.store(true, std::memory_order_release);
+          });  // detached: joining would let this core run the posted cancel
+          // Spin without yielding, so this core has not run the cancel when the
+          // binding ends.
+          while (!cancelled.load(std::memory_order_acquire)) {
+          }
+          EXPECT_EQ(client.read(buf).error(), std::errc::operation_canceled);
+        }
+        // Nothing to read: this read must last until its own deadline.
+        client.set_read_deadline(std::chrono::steady_clock::now() + 50ms);
+        auto r = client.read(buf);
+        ASSERT_FALSE(r);
+        EXPECT_EQ(r.error(), std::errc::timed_out);
+        client.set_read_deadline({});
+        ASSERT_TRUE(server.write_all(std::string_view("ok")));
+        ASSERT_TRUE(client.read_exact({buf, 2}));
+        EXPECT_EQ(std::string(buf, 2), "ok");
+      },
+      options(2));
+}
+
 TEST_P(NetTest, AContextBoundsTheOperationsOfASocket) {
   run(
       [] {
