@@ -301,11 +301,8 @@ bool wait_until_server_read(const TcpStream& c) {
   return false;
 }
 
-// T42: a pipeline of three requests (a GET, a chunked POST with an extension
-// and a trailer, a GET answered with a chunked body and Connection: close) is
-// sent in two writes cut at every byte offset, the second once the server
-// has read the first. The answers must be the same bytes, Date aside, as for
-// the pipeline in one write.
+// kPipeline is three requests: a GET, a chunked POST with an extension and a
+// trailer, a GET answered with a chunked body and Connection: close.
 constexpr std::string_view kPipeline =
     "GET / HTTP/1.1\r\nHost: t\r\n\r\n"
     "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\n"
@@ -313,12 +310,15 @@ constexpr std::string_view kPipeline =
     "X-Sum: 1\r\n\r\n"
     "GET /chunked HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
 
+// T42: kPipeline is sent in two writes cut at every byte offset, the second
+// once the server has read the first. The answers must be the same bytes, Date
+// aside, as for the pipeline in one write.
+
 TEST_P(HttpMalformedTest, PipelineSplitAtEveryByteGivesTheSameAnswers) {
   fiber::run(
       [] {
         TestServer s;
-        const std::string pipeline(kPipeline);
-        Exchange whole = send_and_read(s, pipeline);
+        Exchange whole = send_and_read(s, kPipeline);
         ASSERT_TRUE(whole.closed);
         auto rs = parse_responses(whole.data);
         ASSERT_EQ(rs.size(), 3u) << whole.data;
@@ -326,13 +326,13 @@ TEST_P(HttpMalformedTest, PipelineSplitAtEveryByteGivesTheSameAnswers) {
         EXPECT_EQ(rs[1].body, "hello world");
         EXPECT_EQ(rs[2].body, "chunk 1\nchunk 2\nchunk 3\n");
         const std::string expected = without_date(whole.data);
-        for (size_t cut = 1; cut < pipeline.size(); ++cut) {
+        for (size_t cut = 1; cut < kPipeline.size(); ++cut) {
           auto c = TcpStream::connect(s.addr(), kWatchdog);
           ASSERT_TRUE(c) << c.error().message();
           c->set_deadline(std::chrono::steady_clock::now() + kWatchdog);
-          ASSERT_TRUE(c->write_all(std::string_view(pipeline).substr(0, cut)));
+          ASSERT_TRUE(c->write_all(kPipeline.substr(0, cut)));
           ASSERT_TRUE(wait_until_server_read(*c)) << "cut at " << cut;
-          ASSERT_TRUE(c->write_all(std::string_view(pipeline).substr(cut)));
+          ASSERT_TRUE(c->write_all(kPipeline.substr(cut)));
           Exchange ex = read_to_eof(*c);
           EXPECT_TRUE(ex.closed) << "cut at " << cut;
           EXPECT_EQ(without_date(ex.data), expected) << "cut at " << cut;
