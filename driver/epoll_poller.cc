@@ -13,11 +13,12 @@
 #include <cerrno>
 #include <system_error>
 
-#include "driver/io_poller.h"
 #include "fiber/blocking.h"
 #include "fiber/detail/park.h"
-#include "sched/scheduler.h"
-#include "sched/timer.h"
+#include "fiber/runtime.h"
+#include "io_poller.h"
+#include "sched/internal/scheduler.h"
+#include "sched/internal/timer.h"
 
 namespace fiber::detail {
 namespace {

@@ -1,4 +1,4 @@
-#include "driver/io.h"
+#include "driver/internal/io.h"
 
 #include <poll.h>
 #include <unistd.h>
@@ -7,11 +7,11 @@
 #include <cstdint>
 #include <thread>
 
-#include "driver/io_poller.h"
 #include "fiber/detail/park.h"
+#include "fiber/internal/resource_counts.h"
 #include "fiber/join_handle.h"
-#include "fiber/resource_counts.h"
-#include "sched/scheduler.h"
+#include "io_poller.h"
+#include "sched/internal/scheduler.h"
 
 namespace fiber::detail {
 namespace {
@@ -20,7 +20,9 @@ IoPoller& io_poller() { return *static_cast<IoPoller*>(t_scheduler->poller()); }
 
 }  // namespace
 
-IoHandle::IoHandle() { count_resource(resource_counts().io_handles, 1); }
+IoHandle::IoHandle(int fd) : fd(fd), owner(t_scheduler) {
+  count_resource(resource_counts().io_handles, 1);
+}
 IoHandle::~IoHandle() { count_resource(resource_counts().io_handles, -1); }
 
 void link_op(IoHandle& h, IoOp* op) {

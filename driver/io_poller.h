@@ -1,8 +1,8 @@
 // IoPoller is a Poller that also runs I/O operations; both drivers are one.
 #pragma once
 
-#include "driver/io.h"
-#include "sched/poller.h"
+#include "driver/internal/io.h"
+#include "sched/internal/poller.h"
 
 namespace fiber::detail {
 

@@ -12,7 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "driver/io.h"
+#include "driver/internal/io.h"
 
 #ifdef FIBER_VALGRIND
 #include <valgrind/memcheck.h>

@@ -11,11 +11,12 @@
 #include <cerrno>
 #include <system_error>
 
-#include "driver/io_poller.h"
-#include "driver/kernel_writes.h"
 #include "fiber/detail/park.h"
-#include "sched/scheduler.h"
-#include "sched/timer.h"
+#include "fiber/runtime.h"
+#include "io_poller.h"
+#include "kernel_writes.h"
+#include "sched/internal/scheduler.h"
+#include "sched/internal/timer.h"
 
 namespace fiber::detail {
 namespace {

@@ -1,4 +1,4 @@
-#include "fiber/context.h"
+#include "fiber/internal/context.h"
 
 #include <cxxabi.h>
 
@@ -6,6 +6,7 @@ namespace fiber::detail {
 
 thread_local constinit Context* t_starting = nullptr;
 thread_local constinit EntryFn t_starting_entry = nullptr;
+void (*on_context_exit)(Context* dead) = nullptr;
 
 namespace {
 

@@ -11,9 +11,9 @@
 #include <stdexcept>
 #include <string>
 
-#include "fiber/control_block.h"
 #include "fiber/detail/sanitizer.h"
 #include "fiber/fiber_local.h"
+#include "fiber/internal/control_block.h"
 
 #if FIBER_ASAN
 #include <sanitizer/lsan_interface.h>
@@ -22,6 +22,7 @@
 namespace fiber::detail {
 
 thread_local constinit Fiber* t_current_fiber = nullptr;
+void (*fiber_exit)(Fiber* self) = nullptr;
 
 namespace {
 
@@ -65,6 +66,7 @@ void fiber_main(Context* self) {
   f->body = nullptr;
   destroy_fls(f);
   fiber_exit(f);
+  __builtin_unreachable();
 }
 
 // --- stack overflow reporting ---------------------------------------------

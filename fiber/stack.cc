@@ -1,4 +1,4 @@
-#include "fiber/stack.h"
+#include "fiber/internal/stack.h"
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -12,7 +12,7 @@
 #include <system_error>
 
 #include "fiber/detail/sanitizer.h"
-#include "fiber/resource_counts.h"
+#include "fiber/internal/resource_counts.h"
 #include "fiber/stack_size.h"
 
 #if FIBER_ASAN

@@ -34,7 +34,7 @@
 #include "fiber/fiber.h"
 #include "fiber/select.h"
 #include "fiber/wait_group.h"
-#include "sched/test_hooks.h"
+#include "sched/testing/test_hooks.h"
 
 namespace {
 

@@ -25,8 +25,8 @@
 #include <string>
 #include <vector>
 
-#include "examples/http/request_parser.h"
-#include "examples/http/strings.h"
+#include "http/request_parser.h"
+#include "http/strings.h"
 
 namespace {
 

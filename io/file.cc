@@ -6,8 +6,7 @@
 #include <algorithm>
 #include <string>
 
-#include "driver/io.h"
-#include "sched/scheduler.h"
+#include "driver/internal/io.h"
 
 namespace fiber {
 namespace {
@@ -32,10 +31,7 @@ Result<size_t> positional(detail::IoHandle* h, detail::IoKind kind, void* buf, s
 
 File::File() = default;
 
-File::File(int fd) : h_(std::make_unique<detail::IoHandle>()) {
-  h_->fd = fd;
-  h_->owner = detail::t_scheduler;
-}
+File::File(int fd) : h_(std::make_unique<detail::IoHandle>(fd)) {}
 
 File::File(File&&) noexcept = default;
 

@@ -13,11 +13,10 @@
 #include <cstddef>
 #include <cstring>
 
-#include "driver/io.h"
+#include "driver/internal/io.h"
 #include "fiber/blocking.h"
 #include "fiber/cancellation.h"
 #include "fiber/detail/park.h"
-#include "sched/scheduler.h"
 
 namespace fiber {
 namespace {
@@ -170,10 +169,7 @@ std::string Address::to_string() const {
 
 Socket::Socket() = default;
 
-Socket::Socket(int fd) : h_(std::make_unique<detail::IoHandle>()) {
-  h_->fd = fd;
-  h_->owner = detail::t_scheduler;
-}
+Socket::Socket(int fd) : h_(std::make_unique<detail::IoHandle>(fd)) {}
 
 Socket::Socket(Socket&&) noexcept = default;
 

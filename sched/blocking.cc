@@ -5,9 +5,9 @@
 #include <list>
 #include <utility>
 
-#include "fiber/control_block.h"
 #include "fiber/detail/park.h"
-#include "sched/runtime_impl.h"
+#include "fiber/internal/control_block.h"
+#include "runtime_impl.h"
 
 namespace fiber::detail {
 

@@ -14,7 +14,7 @@
 
 #include "fiber/detail/park.h"
 #include "fiber/runtime.h"
-#include "sched/timer_core.h"
+#include "timer_core.h"
 
 namespace fiber {
 namespace detail {

@@ -21,15 +21,15 @@
 #include <cstring>
 #include <new>
 
-#include "fiber/control_block.h"
 #include "fiber/detail/park.h"
+#include "fiber/internal/control_block.h"
 #include "fiber/select.h"
-#include "sched/random_sched.h"
-#include "sched/scheduler.h"
+#include "sched/internal/scheduler.h"
+#include "sched/testing/random_sched.h"
 #ifdef FIBER_TEST_HOOKS
-#include "sched/test_hooks.h"
+#include "sched/testing/test_hooks.h"
 #endif
-#include "sched/wake_list.h"
+#include "wake_list.h"
 
 namespace fiber::detail {
 namespace {

@@ -10,10 +10,10 @@
 #include <system_error>
 #include <utility>
 
-#include "fiber/control_block.h"
 #include "fiber/detail/park.h"
-#include "sched/runtime_impl.h"
-#include "sched/scheduler.h"
+#include "fiber/internal/control_block.h"
+#include "runtime_impl.h"
+#include "sched/internal/scheduler.h"
 
 namespace fiber {
 namespace detail {
@@ -145,9 +145,11 @@ std::exception_ptr Scheduler::Startup::decide() {
   return error;
 }
 
-Runtime::Runtime(const Options& options, unsigned schedulers, DriverInfo driver)
+Runtime::Runtime(const Options& options, unsigned schedulers, DriverInfo driver,
+                 const PollerFactory& factory)
     : options_(options),
       driver_(std::move(driver)),
+      factory_(factory),
       startup_(schedulers),
       pool_(this, options.blocking_threads, options.blocking_shutdown_grace) {
   for (unsigned i = 0; i < schedulers; ++i) {
@@ -196,7 +198,8 @@ void Runtime::shutdown() {
   pool_.release();  // after the joins: it may take fibers from the schedulers
 }
 
-void run_main(absl::FunctionRef<void()> main, const Options& options) {
+void start_runtime(absl::FunctionRef<void()> main, const Options& options,
+                   const PollerFactory& factory) {
   if (t_runtime != nullptr || BlockingPool::on_pool_thread()) {
     throw std::logic_error("fiber::run: called from inside a running runtime (runs do not nest)");
   }
@@ -230,10 +233,11 @@ void run_main(absl::FunctionRef<void()> main, const Options& options) {
                                 " (the SQ entries), 65536] (0: twice the SQ entries)");
   }
   size_t main_stack = check_stack_size(options.stack_size);
-  DriverInfo driver = choose_driver(options.driver);
+  DriverInfo driver = factory.choose(options.driver);
   install_overflow_handler();
+  install_fiber_hooks();
 
-  Runtime runtime(options, n, std::move(driver));
+  Runtime runtime(options, n, std::move(driver), factory);
   runtime.start(cpus);
 
   MainOutcome outcome;

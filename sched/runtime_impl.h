@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "absl/functional/function_ref.h"
-#include "fiber/runtime.h"
-#include "sched/scheduler.h"
+#include "fiber/options.h"
+#include "sched/internal/scheduler.h"
 
 namespace fiber::detail {
 
@@ -107,7 +107,8 @@ struct Scheduler::Startup {
 
 class Runtime {
  public:
-  Runtime(const Options& options, unsigned schedulers, DriverInfo driver);
+  Runtime(const Options& options, unsigned schedulers, DriverInfo driver,
+          const PollerFactory& factory);
   ~Runtime();
 
   // start() starts one thread per scheduler; throws (after stopping them) if a
@@ -122,10 +123,12 @@ class Runtime {
   BlockingPool& pool() { return pool_; }
   const DriverInfo& driver() const { return driver_; }
   const Options& options() const { return options_; }
+  const PollerFactory& poller_factory() const { return factory_; }
 
  private:
   const Options options_;
   const DriverInfo driver_;
+  const PollerFactory factory_;
   // Outlives the threads: they may still be leaving arrive_and_wait() when
   // start() returns.
   Scheduler::Startup startup_;

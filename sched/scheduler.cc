@@ -1,4 +1,4 @@
-#include "sched/scheduler.h"
+#include "sched/internal/scheduler.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -8,11 +8,11 @@
 #include <exception>
 #include <optional>
 
-#include "fiber/resource_counts.h"
-#include "sched/runtime_impl.h"
-#include "sched/timer_core.h"
+#include "fiber/internal/resource_counts.h"
+#include "runtime_impl.h"
+#include "timer_core.h"
 #ifdef FIBER_TEST_HOOKS
-#include "sched/test_hooks.h"
+#include "sched/testing/test_hooks.h"
 #endif
 
 namespace fiber::detail {
@@ -65,7 +65,7 @@ void Scheduler::thread_main(int cpu, DriverKind kind, Startup* startup) {
 #if FIBER_RANDOM_SCHEDULING
     random_scope.emplace(index_);
 #endif
-    poller_ = make_poller(kind, runtime_->options());
+    poller_ = runtime_->poller_factory().make(kind, runtime_->options());
   } catch (...) {
     error = std::current_exception();
   }
@@ -334,8 +334,9 @@ void Scheduler::free_abandoned() {
 
 // --- hooks of the fiber layer ---------------------------------------------
 
-void on_context_exit(Context* dead) { t_scheduler->reclaim(static_cast<Fiber*>(dead)); }
-
-void fiber_exit(Fiber* self) { static_cast<Scheduler*>(self->owner)->exit(self); }
+void install_fiber_hooks() {
+  on_context_exit = [](Context* dead) { t_scheduler->reclaim(static_cast<Fiber*>(dead)); };
+  fiber_exit = [](Fiber* self) { static_cast<Scheduler*>(self->owner)->exit(self); };
+}
 
 }  // namespace fiber::detail

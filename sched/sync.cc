@@ -4,14 +4,14 @@
 #include <utility>
 
 #include "fiber/cancellation.h"
-#include "fiber/control_block.h"
 #include "fiber/detail/park.h"
+#include "fiber/internal/control_block.h"
 #include "fiber/join_handle.h"
 #include "fiber/mutex.h"
 #include "fiber/wait_group.h"
-#include "sched/random_sched.h"
-#include "sched/scheduler.h"
-#include "sched/wake_list.h"
+#include "sched/internal/scheduler.h"
+#include "sched/testing/random_sched.h"
+#include "wake_list.h"
 
 namespace fiber {
 namespace detail {

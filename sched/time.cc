@@ -4,10 +4,10 @@
 #include <stdexcept>
 #include <string>
 
-#include "fiber/resource_counts.h"
+#include "fiber/internal/resource_counts.h"
 #include "fiber/runtime.h"
-#include "sched/scheduler.h"
-#include "sched/timer_core.h"
+#include "sched/internal/scheduler.h"
+#include "timer_core.h"
 
 namespace fiber {
 namespace detail {

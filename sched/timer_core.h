@@ -19,7 +19,7 @@
 #include <cstdint>
 
 #include "fiber/detail/park.h"
-#include "sched/timer.h"
+#include "sched/internal/timer.h"
 
 namespace fiber::detail {
 

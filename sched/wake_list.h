@@ -2,8 +2,8 @@
 // fiber on another core never spins on a lock its waker still holds.
 #pragma once
 
-#include "fiber/control_block.h"
 #include "fiber/detail/park.h"
+#include "fiber/internal/control_block.h"
 
 namespace fiber::detail {
 

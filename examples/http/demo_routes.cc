@@ -1,3 +1,5 @@
+#include "demo_routes.h"
+
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -10,12 +12,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "fiber/blocking.h"
 #include "fiber/file.h"
-#include "fiber/http_demo.h"
 #include "fiber/runtime.h"
-#include "strings.h"
 
 namespace fiber::http {
 namespace {
@@ -57,7 +58,9 @@ std::string_view content_type(std::string_view path) {
       {".pdf", "application/pdf"},
   };
   for (const auto& [ext, type] : kTypes) {
-    if (detail::iends_with(path, ext)) return type;
+    if (absl::EndsWithIgnoreCase(absl::string_view(path.data(), path.size()),
+                                 absl::string_view(ext.data(), ext.size())))
+      return type;
   }
   return "application/octet-stream";
 }
@@ -238,8 +241,8 @@ Router demo_router(const DemoOptions& options) {
     struct stat st;
     if (::realpath(options.static_dir.c_str(), real) == nullptr || ::stat(real, &st) != 0 ||
         !S_ISDIR(st.st_mode)) {
-      throw std::invalid_argument(absl::StrCat("static directory '", detail::av(options.static_dir),
-                                               "' is not a directory"));
+      throw std::invalid_argument(absl::StrCat(
+          "static directory '", std::string(options.static_dir), "' is not a directory"));
     }
     r.handle_prefix("GET", kStaticPrefix, StaticFiles(real));
   }

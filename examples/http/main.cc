@@ -11,9 +11,9 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/time/time.h"
+#include "demo_routes.h"
 #include "fiber/fiber.h"
 #include "fiber/http.h"
-#include "fiber/http_demo.h"
 #include "fiber/net.h"
 
 ABSL_FLAG(std::string, addr, "127.0.0.1:8080", "address to listen on (host:port)");

@@ -13,8 +13,8 @@
 #include <string>
 #include <system_error>
 
+#include "driver/internal/choose_driver.h"
 #include "fiber/fiber.h"
-#include "sched/poller.h"
 
 namespace fiber {
 namespace {

@@ -2,7 +2,7 @@
 // that must not change any result (short, EAGAIN, EINTR, delays) even when every
 // chance is taken, the bound on faults in a row, and the two faults the user
 // sees (ECONNRESET after a real reset, ENOBUFS).
-#include "driver/fault_poller.h"
+#include "driver/testing/fault_poller.h"
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>

@@ -1,5 +1,5 @@
 // StackPool: guard pages, reuse, and giving touched pages back to the kernel.
-#include "fiber/stack.h"
+#include "fiber/internal/stack.h"
 
 #include <gtest/gtest.h>
 #include <sys/mman.h>

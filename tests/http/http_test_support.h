@@ -13,10 +13,10 @@
 #include <string_view>
 #include <vector>
 
+#include "examples/http/demo_routes.h"
 #include "fiber/blocking.h"
 #include "fiber/fiber.h"
 #include "fiber/http.h"
-#include "fiber/http_demo.h"
 #include "fiber/net.h"
 #include "tests/support/drivers.h"
 

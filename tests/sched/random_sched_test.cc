@@ -1,6 +1,6 @@
 // Randomised scheduling (FIBER_SCHED_RANDOM): a seed changes the run order,
 // the same seed replays it on one scheduler, and sync points yield.
-#include "sched/random_sched.h"
+#include "sched/testing/random_sched.h"
 
 #include <gtest/gtest.h>
 

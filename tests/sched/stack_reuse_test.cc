@@ -20,12 +20,12 @@
 #include <string>
 #include <vector>
 
-#include "fiber/control_block.h"
 #include "fiber/detail/park.h"
 #include "fiber/detail/sanitizer.h"
 #include "fiber/fiber.h"
-#include "fiber/resource_counts.h"
-#include "sched/scheduler.h"
+#include "fiber/internal/control_block.h"
+#include "fiber/internal/resource_counts.h"
+#include "sched/internal/scheduler.h"
 #include "tests/support/leak_check.h"
 
 #if FIBER_ASAN

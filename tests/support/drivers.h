@@ -14,9 +14,9 @@
 #include <string>
 #include <system_error>
 
+#include "driver/internal/choose_driver.h"
 #include "fiber/detail/sanitizer.h"
 #include "fiber/runtime.h"
-#include "sched/poller.h"
 
 namespace fiber::testing {
 

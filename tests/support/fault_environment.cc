@@ -13,7 +13,7 @@
 #include <optional>
 #include <string>
 
-#include "driver/fault_poller.h"
+#include "driver/testing/fault_poller.h"
 
 namespace {
 

@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "fiber/detail/sanitizer.h"
-#include "fiber/resource_counts.h"
+#include "fiber/internal/resource_counts.h"
 
 namespace fiber::testing {
 namespace {

@@ -6,7 +6,7 @@
 #pragma once
 
 #include "fiber/runtime.h"
-#include "sched/scheduler.h"
+#include "sched/internal/scheduler.h"
 
 namespace fiber::testing {
 

@@ -1,4 +1,6 @@
 // Choosing the driver at run time, with a reason a person can act on.
+#include "driver/internal/choose_driver.h"
+
 #include <liburing.h>
 #include <sys/resource.h>
 
@@ -10,12 +12,10 @@
 #include <string>
 #include <system_error>
 
-#include "sched/poller.h"
-
 #if FIBER_FAULT_INJECTION
 #include <optional>
 
-#include "driver/fault_poller.h"
+#include "driver/testing/fault_poller.h"
 #endif
 
 namespace fiber::detail {

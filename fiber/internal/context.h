@@ -79,8 +79,11 @@ void switch_context(Context* from, Context* to);
 // has exited.
 void destroy_context(Context* c);
 
-// Implemented by the layer that owns fibers: reclaims a context that exited.
-void on_context_exit(Context* dead);
+// on_context_exit reclaims a context that exited. The layer that owns fibers
+// (sched) sets it before any thread switches, and this layer never names that
+// layer: a hook, not a link-time dependency running the wrong way. Written
+// before the switching threads start, read-only while they run.
+extern void (*on_context_exit)(Context* dead);
 
 // --- the switch itself: the one place that tells the sanitizers and libstdc++ ---
 

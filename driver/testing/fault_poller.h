@@ -37,8 +37,8 @@
 #include <string>
 #include <string_view>
 
-#include "fiber/runtime.h"
-#include "sched/poller.h"
+#include "fiber/options.h"
+#include "sched/internal/poller.h"
 
 namespace fiber::detail {
 

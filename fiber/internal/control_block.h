@@ -10,9 +10,9 @@
 #include <utility>
 #include <vector>
 
-#include "fiber/context.h"
 #include "fiber/detail/body.h"
-#include "fiber/stack.h"
+#include "fiber/internal/context.h"
+#include "fiber/internal/stack.h"
 
 namespace fiber::detail {
 
@@ -52,9 +52,10 @@ Fiber* create_fiber(StackPool& pool, size_t stack_size, FiberBody* body, bool bo
 // fiber abandoned at stop, nothing on its stack is destroyed, nor its callable.
 void free_fiber(StackPool& pool, Fiber* f);
 
-// Implemented by the scheduler: called on the fiber's own stack once its body has
-// returned; switches away for good.
-[[noreturn]] void fiber_exit(Fiber* self);
+// fiber_exit is called on the fiber's own stack once its body has returned, and
+// switches away for good (it must not return). Set by the scheduler layer, as
+// on_context_exit (see context.h).
+extern void (*fiber_exit)(Fiber* self);
 
 // install_overflow_handler() installs, once per process, the SIGSEGV handler that
 // reports a fiber stack overflow; other faults go to the previous handler.

@@ -1,5 +1,6 @@
 // Poller is what a scheduler waits in when it has nothing to run. The scheduler
-// layer declares it; driver/ implements it on io_uring and on epoll.
+// layer declares it; driver/ implements it on io_uring and on epoll and hands
+// the scheduler a PollerFactory, so that sched never names driver.
 //
 // Threading: poll() belongs to the scheduler thread that made the poller;
 // wake() may be called from any thread.
@@ -8,7 +9,8 @@
 #include <cstdint>
 #include <memory>
 
-#include "fiber/runtime.h"
+#include "absl/functional/function_ref.h"
+#include "fiber/options.h"
 
 namespace fiber::detail {
 
@@ -37,14 +39,22 @@ class Poller {
   virtual void add_stats(SchedulerStats& stats) const { (void)stats; }
 };
 
-// choose_driver() decides which driver a runtime will use, and why. Throws
-// std::system_error if `requested` (or $FIBER_DRIVER) forces a driver the
-// kernel refuses, or std::invalid_argument if $FIBER_DRIVER is not a driver name.
-DriverInfo choose_driver(DriverKind requested);
+// PollerFactory is how the scheduler layer gets its pollers without naming the
+// layer that makes them: the driver layer passes one to start_runtime()
+// (driver/start.cc), and the runtime keeps it for its schedulers' threads.
+struct PollerFactory {
+  // choose() decides which driver a runtime will use, and why. Throws
+  // std::system_error if `requested` (or $FIBER_DRIVER) forces a driver the
+  // kernel refuses, or std::invalid_argument for a bad $FIBER_DRIVER.
+  DriverInfo (*choose)(DriverKind requested);
+  // make() builds a poller of `kind` (kIoUring or kEpoll) for the calling
+  // thread, sized by `options`. Throws std::system_error with a message.
+  std::unique_ptr<Poller> (*make)(DriverKind kind, const Options& options);
+};
 
-// make_poller() builds a poller of `kind` (kIoUring or kEpoll) for the calling
-// thread, sized by `options` (Options::uring_*). Throws std::system_error with a
-// message on failure.
-std::unique_ptr<Poller> make_poller(DriverKind kind, const Options& options);
+// start_runtime() is fiber::run()'s body (see fiber/runtime.h), with the
+// pollers `factory` makes.
+void start_runtime(absl::FunctionRef<void()> main, const Options& options,
+                   const PollerFactory& factory);
 
 }  // namespace fiber::detail

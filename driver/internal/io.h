@@ -23,8 +23,8 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "fiber/control_block.h"
-#include "fiber/runtime.h"
+#include "fiber/internal/control_block.h"
+#include "fiber/options.h"
 
 namespace fiber::detail {
 
@@ -69,8 +69,10 @@ struct IoOp;
 // IoHandle is what a driver keeps per fd. Heap-allocated by its owner (a socket
 // object) so that its address, which the epoll set holds, never moves.
 struct IoHandle {
-  // Counted in resource_counts().io_handles, for leak checks.
-  IoHandle();
+  // IoHandle() takes `fd` for the calling core (the owner: the scheduler of
+  // the calling thread, or none off the runtime). Counted in
+  // resource_counts().io_handles, for leak checks.
+  explicit IoHandle(int fd = -1);
   ~IoHandle();
   IoHandle(const IoHandle&) = delete;
   IoHandle& operator=(const IoHandle&) = delete;

@@ -19,11 +19,11 @@
 #include <thread>
 #include <vector>
 
-#include "fiber/control_block.h"
-#include "fiber/runtime.h"
-#include "sched/poller.h"
-#include "sched/random_sched.h"
-#include "sched/timer.h"
+#include "fiber/internal/control_block.h"
+#include "fiber/options.h"
+#include "sched/internal/poller.h"
+#include "sched/internal/timer.h"
+#include "sched/testing/random_sched.h"
 
 namespace fiber::detail {
 
@@ -239,5 +239,9 @@ inline void Scheduler::park() {
   self->state = FiberState::kParked;
   switch_context(self, next_context());
 }
+
+// install_fiber_hooks() gives the fiber layer the scheduler's exit and reclaim
+// (fiber_exit, on_context_exit). Before a runtime's threads start.
+void install_fiber_hooks();
 
 }  // namespace fiber::detail

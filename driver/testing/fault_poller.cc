@@ -8,7 +8,7 @@
 //   loop turn releases it (every turn while one is held: has_pending() is true);
 // - a spurious wake-up is a doorbell rung for nothing, or (epoll) a readiness
 //   waiter woken to look again; io_uring never wakes an op before its completion.
-#include "driver/fault_poller.h"
+#include "driver/testing/fault_poller.h"
 
 #include <sys/socket.h>
 #include <unistd.h>
@@ -24,9 +24,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "driver/io_poller.h"
 #include "fiber/detail/park.h"
-#include "sched/scheduler.h"
+#include "io_poller.h"
+#include "sched/internal/scheduler.h"
 
 namespace fiber::detail {
 namespace {

@@ -1,5 +1,5 @@
 // See test_hooks.h. Only built with FIBER_TEST_HOOKS.
-#include "sched/test_hooks.h"
+#include "sched/testing/test_hooks.h"
 
 #include <atomic>
 #include <cstdio>

@@ -1,4 +1,4 @@
-#include "sched/random_sched.h"
+#include "sched/testing/random_sched.h"
 
 #include <atomic>
 #include <charconv>
