@@ -1,21 +1,50 @@
-# Installs the library, its headers, a CMake package (find_package(fiber)) and a
-# pkg-config file (pkg-config --cflags --libs fiber).
+# Installs the runtime (fiber::fiber: the library, its public headers, a CMake
+# package and fiber.pc) and, when built, the HTTP library as the component
+# `http` (fiber::http, its headers and fiber-http.pc). Internal and testing
+# headers (<layer>/internal, <layer>/testing) are never installed.
+#
+#   cmake --install build/install --prefix P                  # everything built
+#   cmake --install build/install --prefix P --component runtime
 include(CMakePackageConfigHelpers)
 
 install(TARGETS fiber EXPORT fiberTargets
-  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT runtime)
 foreach(layer fiber sched io)
   install(DIRECTORY ${PROJECT_SOURCE_DIR}/${layer}/include/fiber
-          DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+          DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT runtime)
 endforeach()
 install(EXPORT fiberTargets NAMESPACE fiber::
-  DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/fiber)
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/fiber COMPONENT runtime)
+
+if(TARGET fiber_http)
+  install(TARGETS fiber_http fiber_llhttp EXPORT fiberHttpTargets
+    ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT http)
+  install(DIRECTORY ${PROJECT_SOURCE_DIR}/http/include/fiber
+          DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT http)
+  install(EXPORT fiberHttpTargets NAMESPACE fiber::
+    DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/fiber COMPONENT http)
+endif()
+
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/fiberConfig.cmake.in
   ${PROJECT_BINARY_DIR}/fiberConfig.cmake
   INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/fiber)
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/fiberConfigVersion.cmake
   COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/fiberConfig.cmake ${PROJECT_BINARY_DIR}/fiberConfigVersion.cmake
-  DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/fiber)
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/fiber COMPONENT runtime)
+
+# The .pc files find the prefix from their own place (${pcfiledir}), so that
+# `cmake --install --prefix P` gives right paths whatever prefix was configured.
+# FIBER_PC_UP is the way from <prefix>/<libdir>/pkgconfig up to <prefix>.
+if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}")
+  message(FATAL_ERROR "fiber.pc: CMAKE_INSTALL_LIBDIR must be relative to the prefix")
+endif()
+file(RELATIVE_PATH FIBER_PC_UP /prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig /prefix)
 configure_file(${PROJECT_SOURCE_DIR}/cmake/fiber.pc.in ${PROJECT_BINARY_DIR}/fiber.pc @ONLY)
-install(FILES ${PROJECT_BINARY_DIR}/fiber.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+install(FILES ${PROJECT_BINARY_DIR}/fiber.pc
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT runtime)
+if(TARGET fiber_http)
+  configure_file(${PROJECT_SOURCE_DIR}/cmake/fiber-http.pc.in ${PROJECT_BINARY_DIR}/fiber-http.pc @ONLY)
+  install(FILES ${PROJECT_BINARY_DIR}/fiber-http.pc
+    DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT http)
+endif()
