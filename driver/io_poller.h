@@ -8,7 +8,7 @@ namespace fiber::detail {
 
 class IoPoller : public Poller {
  public:
-  // execute(), cancel(): see io_execute() and io_cancel() in driver/io.h.
+  // execute(), cancel(): see io_execute() and io_cancel() in driver/internal/io.h.
   virtual int32_t execute(IoHandle& h, const IoRequest& req, int64_t deadline_ns) = 0;
   // cancel() acts on the ops of `h` numbered up to `upto` (IoOp::seq).
   virtual void cancel(IoHandle& h, uint64_t upto) = 0;
@@ -16,7 +16,7 @@ class IoPoller : public Poller {
   virtual void forget(IoHandle& h) { (void)h; }
   virtual int socket_flags() const = 0;
 
-  // Seams for the fault-injecting poller (driver/fault_poller.h); each does only
+  // Seams for the fault-injecting poller (driver/testing/fault_poller.h); each does only
   // what the kernel could do, and nothing else calls them.
   //
   // wake_spuriously() wakes the ops of `h` parked for readiness as if the fd

@@ -1,6 +1,6 @@
 // fuzz/chan_script: scripts of channel, select, timer and context operations,
 // run by the real runtime (Chan, select, Context, sleep, yield, go) on one
-// scheduler with the epoll driver and the virtual clock of sched/test_hooks.h.
+// scheduler with the epoll driver and the virtual clock of sched/testing/test_hooks.h.
 // See README.md.
 //
 // The input is decoded, before the run, into a few channels (capacity 0-3),

@@ -1,5 +1,5 @@
 // The ASan canaries (RELIABILITY.md T2): the fiber-switch annotations
-// (fiber/context.h) tell AddressSanitizer which stack is current; a wrong
+// (fiber/internal/context.h) tell AddressSanitizer which stack is current; a wrong
 // annotation would blind it or make it cry wolf. Two death tests must still be
 // reported: a heap use-after-free across two fibers and a stack buffer overflow
 // in a fiber's frame. And 1000 fibers, each suspended three times inside catch

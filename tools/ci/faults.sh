@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # CI step: the suite under injected faults and randomised scheduling (dev build).
 #
-# 1. Fault-injecting driver (driver/fault_poller.h, rows T36): the I/O tests, the
+# 1. Fault-injecting driver (driver/testing/fault_poller.h, rows T36): the I/O tests, the
 #    echo round trips (tests/io/net_test), the HTTP tests and the channel/select
 #    tests run under FIBER_FAULTS with 3 seeds. Each binary fails if a configured
 #    fault kind never fired; the tests compare every byte they move with what
 #    was sent, so a pass means the same bytes as a fault-free run. The faults a
 #    user sees (reset, nobufs) are left out here and covered by
 #    fiber_fault_poller_test, which expects them.
-# 2. Randomised scheduling (sched/random_sched.h, row T8): the channel, select,
+# 2. Randomised scheduling (sched/testing/random_sched.h, row T8): the channel, select,
 #    mutex/condvar/WaitGroup and timer tests under 50 FIBER_SCHED_RANDOM seeds.
 #
 # A failure prints the seed and the command that replays it. Exits non-zero if
