@@ -14,6 +14,10 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "fiber/fiber.h"
 #include "fiber/net.h"
@@ -24,6 +28,21 @@ ABSL_FLAG(std::string, driver, "auto", "io_uring, epoll or auto");
 ABSL_FLAG(absl::Duration, grace, absl::Seconds(5), "how long open connections may finish");
 
 namespace {
+
+// own_flags() says whether a flag was defined in this file, so that --help
+// lists this program's flags and not those of the libraries it links.
+bool own_flags(absl::string_view file) { return !file.empty() && absl::EndsWith(__FILE__, file); }
+
+void set_usage() {
+  absl::SetProgramUsageMessage(
+      "a TCP echo server: one listener per core, a fiber per connection, until SIGINT or SIGTERM.\n"
+      "\n"
+      "  echo --addr=127.0.0.1:9000 --cores=2 --driver=auto --grace=5s");
+  absl::FlagsUsageConfig config;
+  config.contains_help_flags = own_flags;
+  config.contains_helpshort_flags = own_flags;
+  absl::SetFlagsUsageConfig(config);
+}
 
 // Core is one core's share of the server; only that core touches it.
 struct Core {
@@ -76,15 +95,15 @@ void accept_loop(Core& core, Live& live) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  set_usage();
   absl::ParseCommandLine(argc, argv);
   fiber::Options options;
-  std::string driver = absl::GetFlag(FLAGS_driver);
-  if (driver == "io_uring") {
-    options.driver = fiber::DriverKind::kIoUring;
-  } else if (driver == "epoll") {
-    options.driver = fiber::DriverKind::kEpoll;
-  } else if (driver != "auto") {
-    std::fprintf(stderr, "echo: --driver must be io_uring, epoll or auto\n");
+  const std::string driver = absl::GetFlag(FLAGS_driver);
+  if (auto kind = fiber::parse_driver(driver)) {
+    options.driver = *kind;
+  } else {
+    std::fprintf(stderr, "echo: bad --driver '%s' (want io_uring, epoll or auto)\n",
+                 driver.c_str());
     return 2;
   }
   if (absl::GetFlag(FLAGS_cores) < 0) {

@@ -10,6 +10,10 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "demo_routes.h"
 #include "fiber/fiber.h"
@@ -38,6 +42,22 @@ ABSL_FLAG(absl::Duration, idle_spin, absl::FromChrono(fiber::Options{}.idle_spin
 
 namespace {
 
+// own_flags() says whether a flag was defined in this file, so that --help
+// lists this program's flags and not those of the libraries it links.
+bool own_flags(absl::string_view file) { return !file.empty() && absl::EndsWith(__FILE__, file); }
+
+void set_usage() {
+  absl::SetProgramUsageMessage(
+      "the HTTP/1.1 demo server: one listener per core, a fiber per connection, until SIGINT or "
+      "SIGTERM.\n"
+      "\n"
+      "  http_server --addr=127.0.0.1:8080 --cores=0 --driver=auto --static_dir=./www");
+  absl::FlagsUsageConfig config;
+  config.contains_help_flags = own_flags;
+  config.contains_helpshort_flags = own_flags;
+  absl::SetFlagsUsageConfig(config);
+}
+
 int usage(const char* what) {
   std::fprintf(stderr, "http_server: %s\n", what);
   return 2;
@@ -46,15 +66,16 @@ int usage(const char* what) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  set_usage();
   absl::ParseCommandLine(argc, argv);
   fiber::Options options;
-  std::string driver = absl::GetFlag(FLAGS_driver);
-  if (driver == "io_uring") {
-    options.driver = fiber::DriverKind::kIoUring;
-  } else if (driver == "epoll") {
-    options.driver = fiber::DriverKind::kEpoll;
-  } else if (driver != "auto") {
-    return usage("--driver must be io_uring, epoll or auto");
+  const std::string driver = absl::GetFlag(FLAGS_driver);
+  if (auto kind = fiber::parse_driver(driver)) {
+    options.driver = *kind;
+  } else {
+    std::fprintf(stderr, "http_server: bad --driver '%s' (want io_uring, epoll or auto)\n",
+                 driver.c_str());
+    return 2;
   }
   if (absl::GetFlag(FLAGS_cores) < 0) return usage("--cores must be >= 0");
   if (absl::GetFlag(FLAGS_cores) > 0) options.schedulers = absl::GetFlag(FLAGS_cores);

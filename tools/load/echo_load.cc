@@ -15,6 +15,10 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "fiber/fiber.h"
 #include "fiber/net.h"
@@ -27,6 +31,21 @@ ABSL_FLAG(int, cpu, -1, "CPU to pin the client to (-1: any)");
 ABSL_FLAG(std::string, driver, "auto", "io_uring, epoll or auto");
 
 namespace {
+
+// own_flags() says whether a flag was defined in this file, so that --help
+// lists this program's flags and not those of the libraries it links.
+bool own_flags(absl::string_view file) { return !file.empty() && absl::EndsWith(__FILE__, file); }
+
+void set_usage() {
+  absl::SetProgramUsageMessage(
+      "load for an echo server: prints messages/s and latency percentiles.\n"
+      "\n"
+      "  echo_load --addr=127.0.0.1:9000 --connections=100 --size=64 --duration=10s --cpu=1");
+  absl::FlagsUsageConfig config;
+  config.contains_help_flags = own_flags;
+  config.contains_helpshort_flags = own_flags;
+  absl::SetFlagsUsageConfig(config);
+}
 
 // Histogram of latencies in 100 ns steps up to 100 ms; single-threaded.
 class Histogram {
@@ -57,6 +76,7 @@ class Histogram {
 }  // namespace
 
 int main(int argc, char** argv) {
+  set_usage();
   absl::ParseCommandLine(argc, argv);
   const int connections = absl::GetFlag(FLAGS_connections);
   const int size = absl::GetFlag(FLAGS_size);
@@ -80,9 +100,14 @@ int main(int argc, char** argv) {
   }
   fiber::Options options;
   options.schedulers = 1;
-  std::string driver = absl::GetFlag(FLAGS_driver);
-  if (driver == "io_uring") options.driver = fiber::DriverKind::kIoUring;
-  if (driver == "epoll") options.driver = fiber::DriverKind::kEpoll;
+  const std::string driver = absl::GetFlag(FLAGS_driver);
+  if (auto kind = fiber::parse_driver(driver)) {
+    options.driver = *kind;
+  } else {
+    std::fprintf(stderr, "echo_load: bad --driver '%s' (want io_uring, epoll or auto)\n",
+                 driver.c_str());
+    return 2;
+  }
   const auto duration = absl::ToChronoNanoseconds(absl::GetFlag(FLAGS_duration));
 
   return fiber::run(

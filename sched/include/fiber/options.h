@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "fiber/stack_size.h"
 
@@ -29,6 +30,9 @@ enum class DriverKind {
 };
 
 const char* to_string(DriverKind kind);
+
+// parse_driver maps "io_uring", "epoll" or "auto" to its DriverKind; any other name is nullopt.
+std::optional<DriverKind> parse_driver(std::string_view name);
 
 // DriverInfo says which driver runs and why the other one was not chosen.
 struct DriverInfo {
