@@ -17,79 +17,13 @@
 #include "fiber/detail/park.h"
 #include "fiber/runtime.h"
 #include "io_poller.h"
+#include "op_table.h"
 #include "sched/internal/scheduler.h"
-#include "sched/internal/timer.h"
 
 namespace fiber::detail {
 namespace {
 
 constexpr uint64_t kDoorbellTag = 1;
-
-bool waits_for_input(const IoRequest& r) {
-  switch (r.kind) {
-    case IoKind::kRecv:
-    case IoKind::kRead:
-    case IoKind::kRecvMsg:
-    case IoKind::kAccept:
-      return true;
-    case IoKind::kPoll:
-      return (r.flags & POLLIN) != 0;
-    default:
-      return false;
-  }
-}
-
-// try_now() makes the request as a non-blocking syscall: >= 0 or -errno.
-int32_t try_now(const IoRequest& r) {
-  ssize_t n = -1;
-  switch (r.kind) {
-    case IoKind::kRecv:
-      n = ::recv(r.fd, r.buf, r.len, r.flags | MSG_DONTWAIT);
-      break;
-    case IoKind::kSend:
-      n = ::send(r.fd, r.buf, r.len, r.flags | MSG_DONTWAIT | MSG_NOSIGNAL);
-      break;
-    case IoKind::kRead:
-      n = ::read(r.fd, r.buf, r.len);
-      break;
-    case IoKind::kWrite:
-      n = ::write(r.fd, r.buf, r.len);
-      break;
-    case IoKind::kAccept:
-      n = ::accept4(r.fd, r.addr, r.addrlen, SOCK_CLOEXEC | SOCK_NONBLOCK);
-      break;
-    case IoKind::kConnect:
-      n = ::connect(r.fd, r.addr, static_cast<socklen_t>(r.len));
-      break;
-    case IoKind::kRecvMsg:
-      n = ::recvmsg(r.fd, r.msg, r.flags | MSG_DONTWAIT);
-      break;
-    case IoKind::kSendMsg:
-      n = ::sendmsg(r.fd, r.msg, r.flags | MSG_DONTWAIT | MSG_NOSIGNAL);
-      break;
-    case IoKind::kPoll: {
-      struct pollfd p = {r.fd, static_cast<short>(r.flags), 0};
-      n = ::poll(&p, 1, 0);
-      if (n == 0) return -EAGAIN;
-      if (n > 0) n = p.revents;
-      break;
-    }
-    // File kinds block; they run on the pool (see EpollPoller::execute).
-    case IoKind::kReadAt:
-      n = ::pread(r.fd, r.buf, r.len, static_cast<off_t>(r.offset));
-      break;
-    case IoKind::kWriteAt:
-      n = ::pwrite(r.fd, r.buf, r.len, static_cast<off_t>(r.offset));
-      break;
-    case IoKind::kFsync:
-      n = ::fsync(r.fd);
-      break;
-    case IoKind::kOpenAt:
-      n = ::openat(AT_FDCWD, r.path, r.flags, r.mode);
-      break;
-  }
-  return n < 0 ? -errno : static_cast<int32_t>(n);
-}
 
 class EpollPoller final : public IoPoller {
  public:
@@ -118,66 +52,51 @@ class EpollPoller final : public IoPoller {
     close(epfd_);
   }
 
-  bool has_pending() const override { return parked_ > 0; }
+  bool has_pending() const override { return in_flight() > 0; }
 
   int socket_flags() const override { return SOCK_NONBLOCK; }
 
   int32_t execute(IoHandle& h, const IoRequest& req, int64_t deadline_ns) override {
-    if (is_file_kind(req.kind)) return execute_on_pool(h, req);
-    if (!h.registered) {
-      struct epoll_event ev = {};
-      ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-      ev.data.ptr = &h;
-      if (epoll_ctl(epfd_, EPOLL_CTL_ADD, h.fd, &ev) != 0) return -errno;
-      h.registered = true;
-    }
-    const bool input = waits_for_input(req);
-    // One number for the whole operation, across its readiness waits.
-    const uint64_t seq = h.started.load(std::memory_order_relaxed);
-    bool connecting = false;
-    for (;;) {
-      (input ? h.read_ready : h.write_ready) = false;
-      int32_t r;
-      if (connecting) {
-        // A wake-up is not a completion: until the socket is writable (or
-        // failed) the connection is still in progress, and SO_ERROR is 0.
-        struct pollfd p = {h.fd, POLLOUT, 0};
-        if (::poll(&p, 1, 0) == 0) {
-          r = -EAGAIN;
-        } else {
-          int err = 0;
-          socklen_t len = sizeof err;
-          r = getsockopt(h.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 ? -errno : -err;
-        }
-      } else {
-        r = try_now(req);
-      }
-      if (req.kind == IoKind::kConnect && r == -EINPROGRESS) {
-        connecting = true;
-        r = -EAGAIN;
-      }
-      if (r != -EAGAIN) return r;
-      if (input ? h.read_ready : h.write_ready) continue;  // an edge came meanwhile
-      if (deadline_ns > 0 && now_ns() >= deadline_ns) return -ETIMEDOUT;
-      int32_t waited = wait_ready(h, input, deadline_ns, seq);
-      if (waited < 0) return waited;
-    }
+    (void)deadline_ns;  // a non-blocking attempt ends at once
+    const OpTraits& traits = op_traits(req.kind);
+    if (traits.file) return execute_on_pool(h, traits, req);
+    if (int32_t err = enroll(h)) return err;
+    // An edge that comes from now on is news to the wait that may follow.
+    if (int events = readiness(traits, req))
+      ((events & POLLIN) ? h.read_ready : h.write_ready) = false;
+    return traits.try_now(req);
   }
 
-  void cancel(IoHandle& h, uint64_t upto) override {
-    for (IoOp* op = h.ops; op != nullptr; op = op->next) {
-      if (op->seq > upto) continue;
-      op->cancelled = true;
-      wake_op(op);
+  int32_t wait(IoHandle& h, int events, int64_t deadline_ns) override {
+    const bool input = (events & POLLIN) != 0;
+    bool& edge = input ? h.read_ready : h.write_ready;
+    if (edge) {  // it came after the attempt: look again at once
+      edge = false;
+      return events;
     }
+    if (deadline_ns > 0 && now_ns() >= deadline_ns) return -ETIMEDOUT;
+    if (int32_t err = enroll(h)) return err;
+    // Look at the level once before parking for an edge: an -EAGAIN that did
+    // not come from this fd's current state (another reader took the data, or
+    // a fault injected in testing) leaves no edge to come.
+    IoRequest level{IoKind::kPoll, h.fd};
+    level.flags = events;
+    if (int32_t r = op_traits(IoKind::kPoll).try_now(level); r != -EAGAIN) return r;
+    IoOp op;
+    op.fiber = current_fiber("fiber: I/O");
+    op.seq = h.started.load(std::memory_order_relaxed);
+    op.input = input;
+    park_op(h, op, deadline_ns);  // until an edge, a cancel or the deadline
+    const int32_t r = op_result(op);
+    return r < 0 ? r : events;
   }
 
   bool wake_spuriously(IoHandle& h) override {
     bool woke = false;
-    for (IoOp* op = h.ops; op != nullptr; op = op->next) {
-      if (!op->parked) continue;
+    for (IoOp* op = h.ops.front(); op != nullptr; op = op->next) {
+      if (op->state != OpState::kInFlight) continue;
       woke = true;
-      wake_op(op);  // wait_ready() returns 0 and execute() tries the syscall again
+      complete(*op, 0);  // wait() returns and io_execute() tries the syscall again
     }
     return woke;
   }
@@ -223,11 +142,11 @@ class EpollPoller final : public IoPoller {
       bool woke_in = false, woke_out = false;
       // Every waiter of a ready direction retries: with edge-triggered readiness
       // there may be no further edge for one left parked.
-      for (IoOp* op = h->ops; op != nullptr; op = op->next) {
-        if (!op->parked) continue;
+      for (IoOp* op = h->ops.front(); op != nullptr; op = op->next) {
+        if (op->state != OpState::kInFlight) continue;
         if (op->input ? in : out) {
           (op->input ? woke_in : woke_out) = true;
-          wake_op(op);
+          complete(*op, 0);
         }
       }
       if (in && !woke_in) h->read_ready = true;
@@ -242,65 +161,36 @@ class EpollPoller final : public IoPoller {
   }
 
  private:
+  // enroll() registers `h` in the epoll set, once, edge-triggered for both
+  // directions: 0 or -errno.
+  int32_t enroll(IoHandle& h) {
+    if (h.registered) return 0;
+    struct epoll_event ev = {};
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.data.ptr = &h;
+    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, h.fd, &ev) != 0) return -errno;
+    h.registered = true;
+    return 0;
+  }
+
   // execute_on_pool() runs a file request on the spawn_blocking() pool. The op
   // is linked while it runs, so close() waits for it: the fd cannot be closed
   // (and its number reused) under the pool thread.
-  int32_t execute_on_pool(IoHandle& h, const IoRequest& req) {
+  int32_t execute_on_pool(IoHandle& h, const OpTraits& traits, const IoRequest& req) {
     IoOp op;
     op.fiber = current_fiber("fiber: I/O");
     op.seq = h.started.load(std::memory_order_relaxed);
+    op.state = OpState::kUnstoppable;
     link_op(h, &op);
     int32_t r = 0;
-    run_blocking([&]() noexcept { r = try_now(req); });
+    run_blocking([&]() noexcept { r = traits.try_now(req); });
     unlink_op(h, &op);
     return r;
   }
 
-  // wait_ready() parks until `h` is ready for input (or output), the deadline
-  // passes (-ETIMEDOUT) or the op is cancelled (-ECANCELED). Whoever clears
-  // IoOp::parked (an event, the timer, a cancel) wakes the fiber, so it wakes
-  // exactly once.
-  int32_t wait_ready(IoHandle& h, bool input, int64_t deadline_ns, uint64_t seq) {
-    IoOp op;
-    op.fiber = current_fiber("fiber: I/O");
-    op.seq = seq;
-    op.input = input;
-    op.parked = true;
-    struct DeadlineTimer : Timer {
-      EpollPoller* poller;
-      IoOp* op;
-    } timer;
-    link_op(h, &op);
-    if (deadline_ns > 0) {
-      timer.deadline_ns = deadline_ns;
-      timer.poller = this;
-      timer.op = &op;
-      timer.fire = [](Timer* t) {
-        auto* dt = static_cast<DeadlineTimer*>(t);
-        if (!dt->op->parked) return;  // woken already
-        dt->op->timed_out = true;
-        dt->poller->wake_op(dt->op);
-      };
-      t_scheduler->add_timer(&timer);
-    }
-    ++parked_;
-    park();
-    if (deadline_ns > 0) t_scheduler->cancel_timer(&timer);
-    unlink_op(h, &op);
-    if (op.cancelled) return -ECANCELED;
-    if (op.timed_out) return -ETIMEDOUT;
-    return 0;
-  }
+  // abort() completes a readiness wait at once: nothing is in the kernel.
+  void abort(IoOp& op) override { complete(op, -ECANCELED); }
 
-  // wake_op() readies the fiber of a parked op, once.
-  void wake_op(IoOp* op) {
-    if (!op->parked) return;
-    op->parked = false;
-    --parked_;
-    ready(op->fiber);
-  }
-
-  size_t parked_ = 0;  // ops parked for readiness
   // Written by this thread only, read by add_stats() from any thread.
   std::atomic<uint64_t> interrupted_{0};
   int epfd_ = -1;

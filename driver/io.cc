@@ -1,6 +1,5 @@
 #include "driver/internal/io.h"
 
-#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,6 +10,7 @@
 #include "fiber/internal/resource_counts.h"
 #include "fiber/join_handle.h"
 #include "io_poller.h"
+#include "op_table.h"
 #include "sched/internal/scheduler.h"
 
 namespace fiber::detail {
@@ -25,48 +25,12 @@ IoHandle::IoHandle(int fd) : fd(fd), owner(t_scheduler) {
 }
 IoHandle::~IoHandle() { count_resource(resource_counts().io_handles, -1); }
 
-void link_op(IoHandle& h, IoOp* op) {
-  op->prev = nullptr;
-  op->next = h.ops;
-  if (h.ops != nullptr) h.ops->prev = op;
-  h.ops = op;
-}
-
-void unlink_op(IoHandle& h, IoOp* op) {
-  if (op->prev != nullptr) {
-    op->prev->next = op->next;
-  } else {
-    h.ops = op->next;
-  }
-  if (op->next != nullptr) op->next->prev = op->prev;
-  op->prev = op->next = nullptr;
-  if (h.ops == nullptr && h.closer != nullptr) ready(std::exchange(h.closer, nullptr));
-}
-
 int socket_flags() {
   current_fiber("fiber: socket");
   return io_poller().socket_flags();
 }
 
 namespace {
-
-// readiness_events() is what a kind waits for after -EAGAIN (POLLIN or
-// POLLOUT), or 0 for the kinds that never wait for readiness.
-int readiness_events(IoKind kind) {
-  switch (kind) {
-    case IoKind::kRecv:
-    case IoKind::kRead:
-    case IoKind::kRecvMsg:
-    case IoKind::kAccept:
-      return POLLIN;
-    case IoKind::kSend:
-    case IoKind::kWrite:
-    case IoKind::kSendMsg:
-      return POLLOUT;
-    default:
-      return 0;
-  }
-}
 
 // remote_cancels_pending() is true while cancels asked from other cores have
 // not finished running here.
@@ -104,20 +68,28 @@ int32_t io_execute(IoHandle& h, const IoRequest& req, int64_t deadline_ns) {
   h.started.store(seq, std::memory_order_release);
   if (int err = h.fail_errno.load(std::memory_order_acquire)) return -err;
   t_scheduler->io_begin();
-  int32_t r = io_poller().execute(h, req, deadline_ns);
-  // -EINTR and -EAGAIN moved no data: try again, after waiting for readiness
-  // for -EAGAIN, unless the operation was cancelled or its deadline passed
-  // meanwhile.
-  const int events = readiness_events(req.kind);
-  while ((r == -EINTR && req.kind != IoKind::kConnect) || (r == -EAGAIN && events != 0)) {
+  IoPoller& poller = io_poller();
+  IoRequest attempt = req;
+  const OpTraits* op = &op_traits(req.kind);
+  int32_t r = poller.execute(h, attempt, deadline_ns);
+  // The one retry loop of both drivers. -EINTR and -EAGAIN moved no data: try
+  // again, after waiting for readiness for -EAGAIN, unless the operation was
+  // cancelled or its deadline passed meanwhile. -EINPROGRESS (a connect on a
+  // non-blocking socket) goes on in the kernel: wait, then ask for its outcome.
+  for (;;) {
+    if (r == -EINPROGRESS && op->in_progress != attempt.kind) {
+      attempt.kind = op->in_progress;
+      op = &op_traits(attempt.kind);
+      r = -EAGAIN;
+    }
+    const int events = r == -EAGAIN ? readiness(*op, attempt) : 0;
+    if (!(r == -EINTR && op->retry_eintr) && events == 0) break;
     if (int32_t stop = retry_stop(h, seq, deadline_ns)) {
       r = stop;
       break;
     }
-    if (r == -EAGAIN) {
-      IoRequest wait{IoKind::kPoll, req.fd};
-      wait.flags = events;
-      r = io_poller().execute(h, wait, deadline_ns);
+    if (events != 0) {
+      r = poller.wait(h, events, deadline_ns);
       if (r < 0 && r != -EINTR) break;
       // A cancel may have come after the wait completed and before this fiber
       // ran: the wait kept its result, so the cancel must end the retry.
@@ -126,7 +98,7 @@ int32_t io_execute(IoHandle& h, const IoRequest& req, int64_t deadline_ns) {
         break;
       }
     }
-    r = io_poller().execute(h, req, deadline_ns);
+    r = poller.execute(h, attempt, deadline_ns);
   }
   t_scheduler->io_end();
   if (r == -ECANCELED) {
@@ -153,7 +125,7 @@ void cancel_upto(IoHandle& h, uint64_t upto) {
   auto* owner = static_cast<Scheduler*>(h.owner);
   if (t_scheduler == owner) {
     note_cancel(h, upto);
-    if (h.ops != nullptr) io_poller().cancel(h, upto);
+    if (!h.ops.empty()) io_poller().cancel(h, upto);
     return;
   }
   // Another core: the op list is the owner's, so the cancel runs there, in a
@@ -164,7 +136,7 @@ void cancel_upto(IoHandle& h, uint64_t upto) {
     h.remote_cancels.fetch_add(1, std::memory_order_relaxed);
     go_on(owner->index(), [hp = &h] {
       note_cancel(*hp, UINT64_MAX);
-      if (hp->fd >= 0 && hp->ops != nullptr) io_poller().cancel(*hp, UINT64_MAX);
+      if (hp->fd >= 0 && !hp->ops.empty()) io_poller().cancel(*hp, UINT64_MAX);
       hp->remote_cancels.fetch_sub(1, std::memory_order_release);
     });
     return;
@@ -182,7 +154,7 @@ void cancel_upto(IoHandle& h, uint64_t upto) {
       int asked = hp->remote_asks.load(std::memory_order_acquire);
       uint64_t mark = hp->remote_upto.load(std::memory_order_acquire);
       note_cancel(*hp, mark);
-      if (hp->fd >= 0 && hp->ops != nullptr) io_poller().cancel(*hp, mark);
+      if (hp->fd >= 0 && !hp->ops.empty()) io_poller().cancel(*hp, mark);
       if (hp->remote_asks.fetch_sub(asked, std::memory_order_acq_rel) == asked) return;
     }
   });
@@ -232,10 +204,10 @@ void io_close(IoHandle& h) {
   while (remote_cancels_pending(h)) yield();
   if (h.fd < 0) return;
   note_cancel(h, UINT64_MAX);
-  if (h.ops != nullptr) {
+  if (!h.ops.empty()) {
     Fiber* self = current_fiber("fiber: close");
     io_poller().cancel(h, UINT64_MAX);
-    while (h.ops != nullptr) {
+    while (!h.ops.empty()) {
       h.closer = self;
       park();
     }

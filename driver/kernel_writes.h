@@ -1,5 +1,5 @@
 // mark_kernel_writes(): tells memcheck which bytes the kernel wrote into user
-// memory for a completed io_uring operation. Valgrind sees a syscall's writes,
+// memory for a completed io_uring operation (its row's transfer). Valgrind sees a syscall's writes,
 // but not those the kernel makes later, from the ring, so without this a buffer
 // filled by a read or recv stays "uninitialised" to memcheck. A no-op unless
 // built with FIBER_VALGRIND and running under valgrind.
@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "driver/internal/io.h"
+#include "op_table.h"
 
 #ifdef FIBER_VALGRIND
 #include <valgrind/memcheck.h>
@@ -21,17 +22,16 @@
 
 namespace fiber::detail {
 
-inline void mark_kernel_writes([[maybe_unused]] const IoRequest& req,
+inline void mark_kernel_writes([[maybe_unused]] const OpTraits& traits,
+                               [[maybe_unused]] const IoRequest& req,
                                [[maybe_unused]] int32_t result) {
 #ifdef FIBER_VALGRIND
-  if (!RUNNING_ON_VALGRIND || result < 0) return;
-  switch (req.kind) {
-    case IoKind::kRecv:
-    case IoKind::kRead:
-    case IoKind::kReadAt:
+  if (!RUNNING_ON_VALGRIND || result < 0 || !traits.kernel_writes) return;
+  switch (traits.transfer) {
+    case Transfer::kBuffer:
       VALGRIND_MAKE_MEM_DEFINED(req.buf, static_cast<size_t>(result));
       break;
-    case IoKind::kRecvMsg: {
+    case Transfer::kMessage: {
       const msghdr* m = req.msg;
       VALGRIND_MAKE_MEM_DEFINED(m, sizeof *m);  // msg_namelen, msg_controllen, msg_flags
       size_t left = static_cast<size_t>(result);
@@ -44,7 +44,7 @@ inline void mark_kernel_writes([[maybe_unused]] const IoRequest& req,
       if (m->msg_control != nullptr) VALGRIND_MAKE_MEM_DEFINED(m->msg_control, m->msg_controllen);
       break;
     }
-    case IoKind::kAccept:
+    case Transfer::kAddress:
       if (req.addrlen != nullptr) {
         VALGRIND_MAKE_MEM_DEFINED(req.addrlen, sizeof *req.addrlen);
         if (req.addr != nullptr) {
@@ -53,7 +53,7 @@ inline void mark_kernel_writes([[maybe_unused]] const IoRequest& req,
         }
       }
       break;
-    default:  // the other kinds only read user memory
+    case Transfer::kNone:
       break;
   }
 #endif

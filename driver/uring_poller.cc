@@ -15,8 +15,8 @@
 #include "fiber/runtime.h"
 #include "io_poller.h"
 #include "kernel_writes.h"
+#include "op_table.h"
 #include "sched/internal/scheduler.h"
-#include "sched/internal/timer.h"
 
 namespace fiber::detail {
 namespace {
@@ -24,50 +24,6 @@ namespace {
 constexpr unsigned kRingEntries = kDefaultUringSqEntries;
 constexpr uint64_t kDoorbellTag = 1;
 constexpr uint64_t kIgnoreTag = 0;  // cancels: nobody waits on them
-
-void prepare(io_uring_sqe* sqe, const IoRequest& req) {
-  switch (req.kind) {
-    case IoKind::kRecv:
-      io_uring_prep_recv(sqe, req.fd, req.buf, req.len, req.flags);
-      break;
-    case IoKind::kSend:
-      io_uring_prep_send(sqe, req.fd, req.buf, req.len, req.flags | MSG_NOSIGNAL);
-      break;
-    case IoKind::kRead:
-      io_uring_prep_read(sqe, req.fd, req.buf, static_cast<unsigned>(req.len), -1);
-      break;
-    case IoKind::kWrite:
-      io_uring_prep_write(sqe, req.fd, req.buf, static_cast<unsigned>(req.len), -1);
-      break;
-    case IoKind::kAccept:
-      io_uring_prep_accept(sqe, req.fd, req.addr, req.addrlen, SOCK_CLOEXEC);
-      break;
-    case IoKind::kConnect:
-      io_uring_prep_connect(sqe, req.fd, req.addr, static_cast<socklen_t>(req.len));
-      break;
-    case IoKind::kRecvMsg:
-      io_uring_prep_recvmsg(sqe, req.fd, req.msg, static_cast<unsigned>(req.flags));
-      break;
-    case IoKind::kSendMsg:
-      io_uring_prep_sendmsg(sqe, req.fd, req.msg, static_cast<unsigned>(req.flags | MSG_NOSIGNAL));
-      break;
-    case IoKind::kPoll:
-      io_uring_prep_poll_add(sqe, req.fd, static_cast<unsigned>(req.flags));
-      break;
-    case IoKind::kReadAt:
-      io_uring_prep_read(sqe, req.fd, req.buf, static_cast<unsigned>(req.len), req.offset);
-      break;
-    case IoKind::kWriteAt:
-      io_uring_prep_write(sqe, req.fd, req.buf, static_cast<unsigned>(req.len), req.offset);
-      break;
-    case IoKind::kFsync:
-      io_uring_prep_fsync(sqe, req.fd, 0);
-      break;
-    case IoKind::kOpenAt:
-      io_uring_prep_openat(sqe, AT_FDCWD, req.path, req.flags, req.mode);
-      break;
-  }
-}
 
 class UringPoller final : public IoPoller {
  public:
@@ -108,7 +64,7 @@ class UringPoller final : public IoPoller {
     close(doorbell_);
   }
 
-  bool has_pending() const override { return in_flight_ > 0 || io_uring_sq_ready(&ring_) > 0; }
+  bool has_pending() const override { return in_flight() > 0 || io_uring_sq_ready(&ring_) > 0; }
 
   // With DEFER_TASKRUN a completion is either in the CQ ring already or waits
   // as task work, which IORING_SQ_TASKRUN shows; without it the kernel posts
@@ -121,63 +77,34 @@ class UringPoller final : public IoPoller {
 
   int socket_flags() const override { return 0; }
 
-  // execute() bounds an op by a scheduler timer, not a linked timeout: arming
-  // and disarming a heap entry costs far less than a kernel hrtimer and a second
-  // CQE per op, and most deadlines (idle and header timeouts) never fire. When
-  // one does, the op is cancelled like any other and still returns only after
-  // its own CQE.
   int32_t execute(IoHandle& h, const IoRequest& req, int64_t deadline_ns) override {
+    const OpTraits& traits = op_traits(req.kind);
+    if (traits.prepare == nullptr) return traits.try_now(req);
     if (deadline_ns > 0 && now_ns() >= deadline_ns) return -ETIMEDOUT;
     IoOp op;
     op.fiber = current_fiber("fiber: I/O");
     op.seq = h.started.load(std::memory_order_relaxed);
-    op.parked = true;
     reserve(1);
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-    prepare(sqe, req);
+    traits.prepare(sqe, req);
     io_uring_sqe_set_data(sqe, &op);
     const bool stream_recv = req.kind == IoKind::kRecv;
     // A recv after one that drained the socket will most likely wait: arm the
     // poll at once instead of first trying a recv that would fail (request /
     // response protocols read right after answering).
     if (stream_recv && deferred_ && h.input_drained) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
-    struct DeadlineTimer : Timer {
-      UringPoller* poller;
-      IoOp* op;
-    } timer;
-    if (deadline_ns > 0) {
-      timer.deadline_ns = deadline_ns;
-      timer.poller = this;
-      timer.op = &op;
-      timer.fire = [](Timer* t) {
-        auto* dt = static_cast<DeadlineTimer*>(t);
-        if (!dt->op->parked) return;  // its CQE came first
-        dt->op->timed_out = true;
-        dt->poller->cancel_op(dt->op);
-      };
-      t_scheduler->add_timer(&timer);
-    }
-    ++in_flight_;
-    link_op(h, &op);
-    park();  // until the op's own CQE: see dispatch()
-    if (deadline_ns > 0) t_scheduler->cancel_timer(&timer);
-    unlink_op(h, &op);
-    mark_kernel_writes(req, op.result);  // valgrind only: memcheck can't see writes via the ring
+    park_op(h, op, deadline_ns);                 // until the op's own CQE: see dispatch()
+    mark_kernel_writes(traits, req, op.result);  // valgrind: memcheck can't see writes via the ring
     if (stream_recv) {
       h.input_drained = op.result > 0 && (op.cqe_flags & IORING_CQE_F_SOCK_NONEMPTY) == 0;
     }
-    if (op.timed_out && !op.cancelled && (op.result == -ECANCELED || op.result == -EINTR)) {
-      return -ETIMEDOUT;
-    }
-    return op.result;
+    return op_result(op);
   }
 
-  void cancel(IoHandle& h, uint64_t upto) override {
-    for (IoOp* op = h.ops; op != nullptr; op = op->next) {
-      if (op->cancelled || op->seq > upto) continue;
-      op->cancelled = true;
-      if (op->parked) cancel_op(op);
-    }
+  int32_t wait(IoHandle& h, int events, int64_t deadline_ns) override {
+    IoRequest poll{IoKind::kPoll, h.fd};
+    poll.flags = events;
+    return execute(h, poll, deadline_ns);
   }
 
   void poll(int64_t timeout_ns) override {
@@ -224,19 +151,16 @@ class UringPoller final : public IoPoller {
       return;
     }
     auto* op = reinterpret_cast<IoOp*>(cqe->user_data);
-    op->result = cqe->res;
     op->cqe_flags = cqe->flags;
-    op->parked = false;
-    --in_flight_;
-    ready(op->fiber);  // only queues it: the op stays valid until it runs
+    complete(*op, cqe->res);
   }
 
-  // cancel_op() asks the kernel to cancel `op`, which has no CQE yet: the op is
+  // abort() asks the kernel to cancel `op`, which has no CQE yet: the op is
   // still in flight, so its address cannot name a newer op.
-  void cancel_op(IoOp* op) {
+  void abort(IoOp& op) override {
     reserve(1);
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-    io_uring_prep_cancel64(sqe, reinterpret_cast<uint64_t>(op), 0);
+    io_uring_prep_cancel64(sqe, reinterpret_cast<uint64_t>(&op), 0);
     io_uring_sqe_set_data64(sqe, kIgnoreTag);
   }
 
@@ -282,7 +206,6 @@ class UringPoller final : public IoPoller {
   // The ring runs completion work only when asked (DEFER_TASKRUN), and the
   // kernel knows IORING_RECVSEND_POLL_FIRST and IORING_CQE_F_SOCK_NONEMPTY.
   bool deferred_ = false;
-  size_t in_flight_ = 0;         // ops submitted or queued whose CQE has not come
   uint64_t doorbell_value_ = 0;  // written by the kernel when the read completes
   // Written by this thread only (bump()), read by add_stats() from any thread.
   static void bump(std::atomic<uint64_t>& c) {

@@ -20,25 +20,30 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 
+#include "fiber/detail/park.h"
 #include "fiber/internal/control_block.h"
 #include "fiber/options.h"
 
 namespace fiber::detail {
 
+// The kinds of operation. What each one does on either driver is its row in
+// the operation table (driver/op_table.cc).
 enum class IoKind : uint8_t {
   // Sockets and pipes: waited for with readiness under epoll.
-  kRecv,     // recv(fd, buf, len, flags)
-  kSend,     // send(fd, buf, len, flags | MSG_NOSIGNAL)
-  kRead,     // read(fd, buf, len)
-  kWrite,    // write(fd, buf, len)
-  kRecvMsg,  // recvmsg(fd, msg, flags): UDP datagrams, scatter reads
-  kSendMsg,  // sendmsg(fd, msg, flags | MSG_NOSIGNAL): UDP datagrams, gather writes
-  kAccept,   // accept4(fd, addr, addrlen, SOCK_CLOEXEC [| SOCK_NONBLOCK])
-  kConnect,  // connect(fd, addr, len)
-  kPoll,     // poll(fd, flags = POLLIN or POLLOUT): the revents
+  kRecv,           // recv(fd, buf, len, flags)
+  kSend,           // send(fd, buf, len, flags | MSG_NOSIGNAL)
+  kRead,           // read(fd, buf, len)
+  kWrite,          // write(fd, buf, len)
+  kRecvMsg,        // recvmsg(fd, msg, flags): UDP datagrams, scatter reads
+  kSendMsg,        // sendmsg(fd, msg, flags | MSG_NOSIGNAL): UDP datagrams, gather writes
+  kAccept,         // accept4(fd, addr, addrlen, SOCK_CLOEXEC [| SOCK_NONBLOCK])
+  kConnect,        // connect(fd, addr, len)
+  kConnectResult,  // the outcome (SO_ERROR) of a connect in progress; io_execute() only
+  kPoll,           // poll(fd, flags = POLLIN or POLLOUT): the revents
   // Regular files: epoll cannot wait on them, so under epoll these run on the
   // spawn_blocking() pool (and cannot be cancelled once started).
   kReadAt,   // pread(fd, buf, len, offset)
@@ -46,6 +51,7 @@ enum class IoKind : uint8_t {
   kFsync,    // fsync(fd)
   kOpenAt,   // openat(AT_FDCWD, path, flags, mode): the new fd; ignores the handle's fd
 };
+inline constexpr size_t kIoKinds = static_cast<size_t>(IoKind::kOpenAt) + 1;
 
 struct IoRequest {
   IoKind kind;
@@ -61,10 +67,58 @@ struct IoRequest {
   unsigned mode = 0;           // kOpenAt
 };
 
-// is_file_kind() tells the kinds a readiness driver cannot wait for.
-inline bool is_file_kind(IoKind kind) { return kind >= IoKind::kReadAt; }
+// OpState is where an operation is in its life. One line per state: what it
+// means [who moves the op into it].
+enum class OpState : uint8_t {
+  // Started: its SQE is queued or with the kernel (io_uring), or its fiber
+  // waits for readiness (epoll). [the fiber that starts it]
+  kInFlight,
+  // A cancel (io_cancel, io_fail, io_close) asked the kernel to stop it; its
+  // completion is still to come. [IoPoller::cancel()]
+  kCancelling,
+  // Its deadline passed and asked the same. [the op's deadline timer]
+  kExpiring,
+  // Done, no stop asked: the result is the kernel's. [the driver's completion]
+  kCompleted,
+  // A stop was asked, but the kernel completed it first: the result is the
+  // kernel's (data may have moved, so it is kept). [the driver's completion]
+  kCompletedAnyway,
+  // Stopped by a cancel: returns -ECANCELED. [the driver's completion]
+  kCancelled,
+  // Stopped by its deadline: returns -ETIMEDOUT. [the driver's completion]
+  kExpired,
+  // Linked on its handle only so that close() waits for it, and out of reach
+  // of a cancel: a file op running on the blocking pool, or a completion that
+  // the fault-injecting poller holds back. [whoever links it]
+  kUnstoppable,
+};
 
-struct IoOp;
+// IoOp is one operation in progress; it lives on the parked fiber's stack.
+struct IoOp {
+  Fiber* fiber = nullptr;
+  int32_t result = 0;
+  uint32_t cqe_flags = 0;  // io_uring: the CQE's flags
+  OpState state = OpState::kInFlight;
+  bool input = false;  // epoll: waiting to read (else to write)
+  uint64_t seq = 0;    // the operation's number (IoHandle::started when it began)
+  // Links in IoHandle::ops.
+  IoOp* prev = nullptr;
+  IoOp* next = nullptr;
+  bool linked = false;
+};
+
+// op_result() is what a finished op returns: the kernel's result, or
+// -ECANCELED / -ETIMEDOUT when a cancel or the deadline stopped it.
+inline int32_t op_result(const IoOp& op) {
+  switch (op.state) {
+    case OpState::kCancelled:
+      return -ECANCELED;
+    case OpState::kExpired:
+      return -ETIMEDOUT;
+    default:
+      return op.result;
+  }
+}
 
 // IoHandle is what a driver keeps per fd. Heap-allocated by its owner (a socket
 // object) so that its address, which the epoll set holds, never moves.
@@ -80,15 +134,15 @@ struct IoHandle {
   int fd = -1;
   void* owner = nullptr;  // the scheduler of the core that made it
   // epoll: registered in the epoll set; ready flags remember an edge that came
-  // while nobody waited. The ops parked for readiness are those of `ops` with
-  // IoOp::parked set.
+  // while nobody waited. The ops waiting for readiness are those of `ops` in
+  // OpState::kInFlight.
   bool registered = false;
   bool read_ready = false;
   bool write_ready = false;
   // io_uring: the last recv left the socket empty (no IORING_CQE_F_SOCK_NONEMPTY).
   bool input_drained = false;
   // Both drivers: every op in flight on this fd, for cancel and close.
-  IoOp* ops = nullptr;
+  IntrusiveList<IoOp> ops;
   Fiber* closer = nullptr;  // a close() waiting for the ops to drain
   // Cancels asked from other cores and not yet run on the owner: close() waits
   // for them, so none runs on a freed handle. io_fail()'s are counted in
@@ -110,22 +164,6 @@ struct IoHandle {
   // -EAGAIN, so a cancel that reached the first attempt also ends the retry.
   // Owner only.
   uint64_t cancelled_upto = 0;
-};
-
-// IoOp is one operation in progress; it lives on the parked fiber's stack.
-struct IoOp {
-  Fiber* fiber = nullptr;
-  int32_t result = 0;
-  uint32_t cqe_flags = 0;  // io_uring: the CQE's flags
-  bool cancelled = false;  // io_cancel() asked for it
-  bool timed_out = false;  // the deadline timer fired
-  // epoll: waiting for readiness; io_uring: submitted and no CQE yet. Cleared by
-  // whoever wakes the fiber.
-  bool parked = false;
-  bool input = false;  // epoll: waiting to read (else to write)
-  uint64_t seq = 0;    // the operation's number (IoHandle::started when it began)
-  IoOp* prev = nullptr;
-  IoOp* next = nullptr;
 };
 
 // socket_flags() are the flags a new socket needs under the running driver

@@ -24,8 +24,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "fiber/detail/park.h"
 #include "io_poller.h"
+#include "op_table.h"
 #include "sched/internal/scheduler.h"
 
 namespace fiber::detail {
@@ -44,31 +46,15 @@ void count(FaultKind k) {
 
 // The plan given by set_fault_plan(), and the last plan printed.
 std::mutex g_plan_mu;
-bool g_plan_overridden = false;   // guarded by g_plan_mu
-std::optional<FaultPlan> g_plan;  // guarded by g_plan_mu
-std::string g_printed;            // guarded by g_plan_mu
-std::vector<uint64_t> g_made;     // fault pollers made per scheduler index; g_plan_mu
+bool g_plan_overridden ABSL_GUARDED_BY(g_plan_mu) = false;
+std::optional<FaultPlan> g_plan ABSL_GUARDED_BY(g_plan_mu);
+std::string g_printed ABSL_GUARDED_BY(g_plan_mu);
+std::vector<uint64_t> g_made ABSL_GUARDED_BY(g_plan_mu);  // fault pollers made per scheduler index
 
 std::optional<FaultPlan> plan_from_env() {
   const char* env = std::getenv("FIBER_FAULTS");
   if (env == nullptr || *env == '\0') return std::nullopt;
   return FaultPlan::parse(env);
-}
-
-// Kinds that can wait for readiness: the ones EAGAIN is real for.
-bool is_socket_transfer(IoKind k) {
-  switch (k) {
-    case IoKind::kRecv:
-    case IoKind::kSend:
-    case IoKind::kRead:
-    case IoKind::kWrite:
-    case IoKind::kRecvMsg:
-    case IoKind::kSendMsg:
-    case IoKind::kAccept:
-      return true;
-    default:
-      return false;
-  }
 }
 
 bool is_stream_socket(int fd) {
@@ -114,6 +100,7 @@ class FaultPoller final : public IoPoller {
     streak_.erase(&h);
     real_->forget(h);
   }
+  // The ops in flight are the real poller's, and so is stopping them.
   void cancel(IoHandle& h, uint64_t upto) override { real_->cancel(h, upto); }
   void wake() override { real_->wake(); }
   bool has_pending() const override { return !held_.empty() || real_->has_pending(); }
@@ -121,10 +108,11 @@ class FaultPoller final : public IoPoller {
   bool events_ready() const override { return !held_.empty() || real_->events_ready(); }
 
   int32_t execute(IoHandle& h, const IoRequest& req, int64_t deadline_ns) override {
+    const OpTraits& traits = op_traits(req.kind);
     if (req.kind == IoKind::kOpenAt) return real_->execute(h, req, deadline_ns);
     const bool may = streak(&h) < plan_.max_consecutive;
     if (may) {
-      if (int32_t r = instead_of_running(req); r < 0) {
+      if (int32_t r = instead_of_running(traits, req); r < 0) {
         set_streak(&h, streak(&h) + 1);
         return r;
       }
@@ -132,39 +120,32 @@ class FaultPoller final : public IoPoller {
     IoRequest run = req;
     msghdr msg;
     iovec iov[64];
-    bool faulted = may && shrink(req, &run, &msg, iov);
-    const bool track = epoll_ && !is_file_kind(req.kind);
-    if (track) active_.push_back(&h);
+    bool faulted = may && shrink(traits, req, &run, &msg, iov);
     int32_t r = real_->execute(h, run, deadline_ns);
-    if (track) active_.erase(std::find(active_.begin(), active_.end(), &h));
     if (run.msg == &msg) {  // hand back what the kernel wrote into the copy
       req.msg->msg_flags = msg.msg_flags;
       req.msg->msg_namelen = msg.msg_namelen;
       req.msg->msg_controllen = msg.msg_controllen;
     }
-    // This completion overtakes those held for reordering: a later completion
-    // is now delivered before an earlier one.
-    for (Held& e : held_) {
-      if (e.reorder && !e.overtaken) {
-        e.overtaken = true;
-        count(FaultKind::kReorder);
-      }
-    }
-    if (may && roll(FaultKind::kDelay)) {
-      count(FaultKind::kDelay);
-      hold(h, /*reorder=*/false);
-      faulted = true;
-    } else if (may && roll(FaultKind::kReorder)) {
-      hold(h, /*reorder=*/true);
-      faulted = true;
-    }
-    // A clean pass ends the streak, except a readiness wait's: it is part of
-    // the operation that got -EAGAIN, which must not be faulted forever.
-    if (faulted) {
+    faulted |= after_completion(h, may);
+    // A clean pass ends the streak.
+    set_streak(&h, faulted ? streak(&h) + 1 : 0);
+    return r;
+  }
+
+  int32_t wait(IoHandle& h, int events, int64_t deadline_ns) override {
+    // A readiness wait is part of the operation that got -EAGAIN: a clean one
+    // does not end the streak, or that operation could be faulted forever.
+    const bool may = streak(&h) < plan_.max_consecutive;
+    if (may && roll(FaultKind::kEintr)) {  // the wait ends early, as on a signal
+      count(FaultKind::kEintr);
       set_streak(&h, streak(&h) + 1);
-    } else if (req.kind != IoKind::kPoll) {
-      set_streak(&h, 0);
+      return -EINTR;
     }
+    if (epoll_) active_.push_back(&h);
+    int32_t r = real_->wait(h, events, deadline_ns);
+    if (epoll_) active_.erase(std::find(active_.begin(), active_.end(), &h));
+    if (after_completion(h, may)) set_streak(&h, streak(&h) + 1);
     return r;
   }
 
@@ -194,6 +175,8 @@ class FaultPoller final : public IoPoller {
   }
 
  private:
+  void abort(IoOp& op) override { (void)op; }  // unreachable: cancel() is the real poller's
+
   struct Held {
     Fiber* fiber;
     int turns;       // poll() calls left before it is released
@@ -201,24 +184,47 @@ class FaultPoller final : public IoPoller {
     bool overtaken;  // reorder: one was
   };
 
+  // after_completion() may hold back the completion just delivered (a delay,
+  // or a reorder behind a later one); it also marks the completions held for
+  // reordering as overtaken by this one. Returns whether it held this one.
+  bool after_completion(IoHandle& h, bool may) {
+    for (Held& e : held_) {
+      if (e.reorder && !e.overtaken) {
+        e.overtaken = true;
+        count(FaultKind::kReorder);
+      }
+    }
+    if (may && roll(FaultKind::kDelay)) {
+      count(FaultKind::kDelay);
+      hold(h, /*reorder=*/false);
+      return true;
+    }
+    if (may && roll(FaultKind::kReorder)) {
+      hold(h, /*reorder=*/true);
+      return true;
+    }
+    return false;
+  }
+
   // instead_of_running() returns the error an operation gets without reaching
   // the kernel, or 0 to run it.
-  int32_t instead_of_running(const IoRequest& req) {
-    if (req.kind != IoKind::kConnect && roll(FaultKind::kEintr)) {
+  int32_t instead_of_running(const OpTraits& traits, const IoRequest& req) {
+    if (traits.retry_eintr && roll(FaultKind::kEintr)) {
       count(FaultKind::kEintr);
       return -EINTR;
     }
-    if (is_socket_transfer(req.kind) && roll(FaultKind::kEagain)) {
+    // -EAGAIN is real for the transfers that wait for readiness.
+    const bool transfer = traits.transfer != Transfer::kNone && !traits.file;
+    if (transfer && roll(FaultKind::kEagain)) {
       count(FaultKind::kEagain);
       return -EAGAIN;
     }
-    const bool send = req.kind == IoKind::kSend || req.kind == IoKind::kSendMsg;
+    const bool send = traits.socket_stream && !traits.kernel_writes;
     if (send && roll(FaultKind::kNobufs)) {
       count(FaultKind::kNobufs);
       return -ENOBUFS;
     }
-    const bool stream_io = send || req.kind == IoKind::kRecv || req.kind == IoKind::kRecvMsg;
-    if (stream_io && roll(FaultKind::kReset) && reset_stream(req.fd)) {
+    if (traits.socket_stream && roll(FaultKind::kReset) && reset_stream(req.fd)) {
       count(FaultKind::kReset);
       return -ECONNRESET;
     }
@@ -228,19 +234,14 @@ class FaultPoller final : public IoPoller {
   // shrink() makes `run` a shorter version of the transfer `req` (a real short
   // read or write); false if it left `run` alone. A datagram is never shrunk:
   // that would cut it, not split it.
-  bool shrink(const IoRequest& req, IoRequest* run, msghdr* msg, iovec* iov) {
-    switch (req.kind) {
-      case IoKind::kRecv:
-      case IoKind::kSend:
-      case IoKind::kRead:
-      case IoKind::kWrite:
-      case IoKind::kReadAt:
-      case IoKind::kWriteAt:
+  bool shrink(const OpTraits& traits, const IoRequest& req, IoRequest* run, msghdr* msg,
+              iovec* iov) {
+    switch (traits.transfer) {
+      case Transfer::kBuffer:
         if (req.len < 2 || !roll(FaultKind::kShort)) return false;
         run->len = 1 + below(req.len - 1);
         break;
-      case IoKind::kRecvMsg:
-      case IoKind::kSendMsg: {
+      case Transfer::kMessage: {
         size_t total = 0;
         for (size_t i = 0; i < req.msg->msg_iovlen; ++i) total += req.msg->msg_iov[i].iov_len;
         if (total < 2 || req.msg->msg_iovlen > 64 || !roll(FaultKind::kShort)) return false;
@@ -258,7 +259,8 @@ class FaultPoller final : public IoPoller {
         run->msg = msg;
         break;
       }
-      default:
+      case Transfer::kNone:
+      case Transfer::kAddress:
         return false;
     }
     count(FaultKind::kShort);
@@ -276,6 +278,7 @@ class FaultPoller final : public IoPoller {
     IoOp placeholder;
     placeholder.fiber = current_fiber("fiber: I/O");
     placeholder.seq = h.started.load(std::memory_order_relaxed);
+    placeholder.state = OpState::kUnstoppable;
     link_op(h, &placeholder);
     int turns = reorder ? kReorderTurns : 1 + static_cast<int>(below(3));
     held_.push_back(Held{placeholder.fiber, turns, reorder, false});
