@@ -29,22 +29,6 @@ Result<size_t> positional(detail::IoHandle* h, detail::IoKind kind, void* buf, s
 
 }  // namespace
 
-File::File() = default;
-
-File::File(int fd) : h_(std::make_unique<detail::IoHandle>(fd)) {}
-
-File::File(File&&) noexcept = default;
-
-File& File::operator=(File&& other) noexcept {
-  if (this != &other) {
-    close();
-    h_ = std::move(other.h_);
-  }
-  return *this;
-}
-
-File::~File() { close(); }
-
 Result<File> File::open(std::string_view path, int flags, mode_t mode) {
   if (path.empty() || path.find('\0') != std::string_view::npos) {
     return std::errc::invalid_argument;
@@ -94,7 +78,7 @@ Result<void> File::write_all_at(std::span<const char> buf, uint64_t offset) {
 
 Result<void> File::fsync() {
   if (!is_open()) return std::errc::bad_file_descriptor;
-  detail::IoRequest req{detail::IoKind::kFsync, h_->fd};
+  detail::IoRequest req{detail::IoKind::kFsync, fd()};
   int32_t r = detail::io_execute(*h_, req, 0);
   if (r < 0) return detail::errno_code(r);
   return {};
@@ -103,16 +87,8 @@ Result<void> File::fsync() {
 Result<uint64_t> File::size() const {
   if (!is_open()) return std::errc::bad_file_descriptor;
   struct stat st;
-  if (::fstat(h_->fd, &st) != 0) return std::error_code(errno, std::generic_category());
+  if (::fstat(fd(), &st) != 0) return std::error_code(errno, std::generic_category());
   return static_cast<uint64_t>(st.st_size);
 }
-
-void File::close() {
-  if (h_ != nullptr) detail::io_close(*h_);
-}
-
-bool File::is_open() const { return h_ != nullptr && h_->fd >= 0; }
-
-int File::fd() const { return h_ != nullptr ? h_->fd : -1; }
 
 }  // namespace fiber

@@ -167,36 +167,6 @@ std::string Address::to_string() const {
 
 // --- Socket ------------------------------------------------------------------
 
-Socket::Socket() = default;
-
-Socket::Socket(int fd) : h_(std::make_unique<detail::IoHandle>(fd)) {}
-
-Socket::Socket(Socket&&) noexcept = default;
-
-Socket& Socket::operator=(Socket&& other) noexcept {
-  if (this != &other) {
-    close();
-    h_ = std::move(other.h_);
-    read_deadline_ = other.read_deadline_;
-    write_deadline_ = other.write_deadline_;
-  }
-  return *this;
-}
-
-Socket::~Socket() { close(); }
-
-void Socket::close() {
-  if (h_ != nullptr) detail::io_close(*h_);
-}
-
-void Socket::cancel() {
-  if (h_ != nullptr) detail::io_cancel(*h_);
-}
-
-bool Socket::is_open() const { return h_ != nullptr && h_->fd >= 0; }
-
-int Socket::fd() const { return h_ != nullptr ? h_->fd : -1; }
-
 Result<void> Socket::wait_readable() {
   if (!is_open()) return std::errc::bad_file_descriptor;
   return poll_fd(*h_, POLLIN, read_deadline_);

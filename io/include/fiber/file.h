@@ -16,24 +16,21 @@
 #include <sys/types.h>
 
 #include <cstdint>
-#include <memory>
 #include <span>
-#include <string>
 #include <string_view>
 
+#include "fiber/detail/handle_owner.h"
 #include "fiber/result.h"
 
 namespace fiber {
-namespace detail {
-struct IoHandle;
-}
 
 class File {
  public:
-  File();
-  File(File&&) noexcept;
-  File& operator=(File&&) noexcept;
-  ~File();
+  File() = default;
+  File(File&&) noexcept = default;
+  // operator=() closes this file (as close() does), then takes `other`'s fd.
+  File& operator=(File&&) noexcept = default;
+  ~File() = default;  // closes, as close() does
 
   // open() opens `path` with open(2) flags (O_CLOEXEC is always added) and, when
   // creating, `mode`. A path with a NUL byte is std::errc::invalid_argument.
@@ -55,13 +52,13 @@ class File {
   Result<uint64_t> size() const;
 
   // close() waits for operations in flight, then closes the fd. Idempotent.
-  void close();
-  bool is_open() const;
-  int fd() const;
+  void close() { h_.close(); }
+  bool is_open() const { return h_.is_open(); }
+  int fd() const { return h_.fd(); }
 
  private:
-  explicit File(int fd);
-  std::unique_ptr<detail::IoHandle> h_;
+  explicit File(int fd) : h_(fd) {}
+  detail::HandleOwner h_;
 };
 
 }  // namespace fiber

@@ -41,12 +41,10 @@
 #include <utility>
 #include <vector>
 
+#include "fiber/detail/handle_owner.h"
 #include "fiber/result.h"
 
 namespace fiber {
-namespace detail {
-struct IoHandle;
-}
 class Context;  // fiber/cancellation.h
 class CancelHook;
 class Socket;
@@ -92,24 +90,26 @@ using Deadline = std::chrono::steady_clock::time_point;  // Deadline{} means non
 // Socket is what every socket type shares: an owned fd and its deadlines.
 class Socket {
  public:
-  Socket();
-  explicit Socket(int fd);
-  Socket(Socket&&) noexcept;
-  Socket& operator=(Socket&&) noexcept;
-  ~Socket();
+  Socket() = default;
+  explicit Socket(int fd) : h_(fd) {}
+  Socket(Socket&&) noexcept = default;
+  // operator=() closes this socket (as close() does), then takes `other`'s fd
+  // and deadlines.
+  Socket& operator=(Socket&&) noexcept = default;
+  ~Socket() = default;  // closes, as close() does
 
   // close() cancels operations in flight, waits for the kernel to let go of
   // them, then closes the fd. Idempotent. Callable from any fiber: from
   // another core it runs on the socket's core and parks the caller until done
   // (so the fd number is never free while an operation on it is in flight).
-  void close();
+  void close() { h_.close(); }
   // cancel() makes the operations in progress on this socket return
   // std::errc::operation_canceled (or their own result, if they finished
   // first); operations started after the call are not affected, and the socket
   // stays usable. Callable from any fiber or thread of the runtime; from
   // another core it takes effect when the owner core runs it. The socket must
   // outlive the call.
-  void cancel();
+  void cancel() { h_.cancel(); }
 
   // Deadlines apply to operations that start after they are set.
   void set_deadline(Deadline d) { read_deadline_ = write_deadline_ = d; }
@@ -131,12 +131,12 @@ class Socket {
   Result<void> wait_readable();
   Result<void> wait_writable();
 
-  bool is_open() const;
-  int fd() const;
+  bool is_open() const { return h_.is_open(); }
+  int fd() const { return h_.fd(); }
   Result<Address> local_address() const;
 
  protected:
-  std::unique_ptr<detail::IoHandle> h_;
+  detail::HandleOwner h_;
   Deadline read_deadline_{};
   Deadline write_deadline_{};
 };
