@@ -1,8 +1,8 @@
 // HandleOwner is the fd ownership that Socket and File share: it holds the
 // driver's per-fd IoHandle on the heap (the epoll set keeps its address, so it
 // must not move when the socket or file object does) and closes it when it is
-// destroyed or assigned over. Not an API: Socket (fiber/net.h) and File
-// (fiber/file.h) hold one each.
+// destroyed or assigned over. Not an API: fiber/socket.h and fiber/file.h hold
+// one each.
 //
 // Threading: as the object that holds it (core-local; close() and cancel()
 // work from any core, see Socket).
