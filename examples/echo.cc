@@ -14,11 +14,8 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
-#include "absl/flags/usage_config.h"
-#include "absl/strings/match.h"
-#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "cli/usage.h"
 #include "fiber/fiber.h"
 #include "fiber/net.h"
 
@@ -29,19 +26,12 @@ ABSL_FLAG(absl::Duration, grace, absl::Seconds(5), "how long open connections ma
 
 namespace {
 
-// own_flags() says whether a flag was defined in this file, so that --help
-// lists this program's flags and not those of the libraries it links.
-bool own_flags(absl::string_view file) { return !file.empty() && absl::EndsWith(__FILE__, file); }
-
 void set_usage() {
-  absl::SetProgramUsageMessage(
+  fiber::cli::set_usage(
       "a TCP echo server: one listener per core, a fiber per connection, until SIGINT or SIGTERM.\n"
       "\n"
-      "  echo --addr=127.0.0.1:9000 --cores=2 --driver=auto --grace=5s");
-  absl::FlagsUsageConfig config;
-  config.contains_help_flags = own_flags;
-  config.contains_helpshort_flags = own_flags;
-  absl::SetFlagsUsageConfig(config);
+      "  echo --addr=127.0.0.1:9000 --cores=2 --driver=auto --grace=5s",
+      __FILE__);
 }
 
 // Core is one core's share of the server; only that core touches it.

@@ -10,11 +10,8 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
-#include "absl/flags/usage_config.h"
-#include "absl/strings/match.h"
-#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "cli/usage.h"
 #include "demo_routes.h"
 #include "fiber/fiber.h"
 #include "fiber/http.h"
@@ -42,20 +39,13 @@ ABSL_FLAG(absl::Duration, idle_spin, absl::FromChrono(fiber::Options{}.idle_spin
 
 namespace {
 
-// own_flags() says whether a flag was defined in this file, so that --help
-// lists this program's flags and not those of the libraries it links.
-bool own_flags(absl::string_view file) { return !file.empty() && absl::EndsWith(__FILE__, file); }
-
 void set_usage() {
-  absl::SetProgramUsageMessage(
+  fiber::cli::set_usage(
       "the HTTP/1.1 demo server: one listener per core, a fiber per connection, until SIGINT or "
       "SIGTERM.\n"
       "\n"
-      "  http_server --addr=127.0.0.1:8080 --cores=0 --driver=auto --static_dir=./www");
-  absl::FlagsUsageConfig config;
-  config.contains_help_flags = own_flags;
-  config.contains_helpshort_flags = own_flags;
-  absl::SetFlagsUsageConfig(config);
+      "  http_server --addr=127.0.0.1:8080 --cores=0 --driver=auto --static_dir=./www",
+      __FILE__);
 }
 
 int usage(const char* what) {

@@ -15,11 +15,8 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
-#include "absl/flags/usage_config.h"
-#include "absl/strings/match.h"
-#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "cli/usage.h"
 #include "fiber/fiber.h"
 #include "fiber/net.h"
 
@@ -32,19 +29,12 @@ ABSL_FLAG(std::string, driver, "auto", "io_uring, epoll or auto");
 
 namespace {
 
-// own_flags() says whether a flag was defined in this file, so that --help
-// lists this program's flags and not those of the libraries it links.
-bool own_flags(absl::string_view file) { return !file.empty() && absl::EndsWith(__FILE__, file); }
-
 void set_usage() {
-  absl::SetProgramUsageMessage(
+  fiber::cli::set_usage(
       "load for an echo server: prints messages/s and latency percentiles.\n"
       "\n"
-      "  echo_load --addr=127.0.0.1:9000 --connections=100 --size=64 --duration=10s --cpu=1");
-  absl::FlagsUsageConfig config;
-  config.contains_help_flags = own_flags;
-  config.contains_helpshort_flags = own_flags;
-  absl::SetFlagsUsageConfig(config);
+      "  echo_load --addr=127.0.0.1:9000 --connections=100 --size=64 --duration=10s --cpu=1",
+      __FILE__);
 }
 
 // Histogram of latencies in 100 ns steps up to 100 ms; single-threaded.
