@@ -5,31 +5,35 @@
 #include <list>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
 #include "fiber/detail/park.h"
 #include "fiber/internal/control_block.h"
 #include "runtime_impl.h"
+#include "sched/internal/thread_mutex.h"
 
 namespace fiber::detail {
 
+// Worker is one pool thread. Its fields are guarded by State::mu, which an
+// annotation here cannot name (a Worker does not know its State).
 struct BlockingPool::Worker {
   std::thread thread;
-  Fiber* fiber = nullptr;  // the parked caller of the call running now; guarded by State::mu
-  bool lent = false;       // release() left the running call to this thread; guarded by mu
+  Fiber* fiber = nullptr;  // the parked caller of the call running now
+  bool lent = false;       // release() left the running call to this thread
 };
 
 struct BlockingPool::State {
   explicit State(Runtime* rt) : runtime(rt), driver(rt->driver()) {}
 
-  std::mutex mu;
-  std::condition_variable work_cv;  // idle threads wait for a task or stop
-  std::condition_variable done_cv;  // stop() waits for running calls to return
-  Runtime* runtime;                 // null after release(); guarded by mu
-  const DriverInfo driver;          // a copy, for driver_info() on pool threads
-  std::deque<BlockingTask*> queue;  // guarded by mu
-  std::list<Worker> workers;        // a list: each thread keeps a pointer to its own
-  unsigned idle = 0;                // guarded by mu
-  unsigned running = 0;             // guarded by mu
-  bool stop = false;                // guarded by mu
+  ThreadMutex mu;
+  std::condition_variable work_cv;       // idle threads wait for a task or stop
+  std::condition_variable done_cv;       // stop() waits for running calls to return
+  Runtime* runtime ABSL_GUARDED_BY(mu);  // null after release()
+  const DriverInfo driver;               // a copy, for driver_info() on pool threads
+  std::deque<BlockingTask*> queue ABSL_GUARDED_BY(mu);
+  std::list<Worker> workers ABSL_GUARDED_BY(mu);  // a list: each thread keeps a pointer to its own
+  unsigned idle ABSL_GUARDED_BY(mu) = 0;
+  unsigned running ABSL_GUARDED_BY(mu) = 0;
+  bool stop ABSL_GUARDED_BY(mu) = false;
 };
 
 namespace {
@@ -49,7 +53,7 @@ BlockingPool::~BlockingPool() { release(); }
 
 bool BlockingPool::submit(BlockingTask* task) {
   State& s = *state_;
-  std::lock_guard<std::mutex> g(s.mu);
+  ThreadLock g(s.mu);
   if (s.stop) return false;
   s.queue.push_back(task);
   // Idle threads not yet woken still count in idle and their tasks in queue,
@@ -78,10 +82,12 @@ void BlockingPool::worker_main(std::shared_ptr<State> state, Worker* self) {
   State& s = *state;
   t_pool_state = &s;
   pthread_setname_np(pthread_self(), "fiber-blocking");
-  std::unique_lock<std::mutex> lk(s.mu);
+  ThreadLock lk(s.mu);
   for (;;) {
     ++s.idle;
-    s.work_cv.wait(lk, [&] { return s.stop || !s.queue.empty(); });
+    s.work_cv.wait(lk.native(), [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
+      return s.stop || !s.queue.empty();
+    });
     --s.idle;
     if (s.stop) break;
     BlockingTask* task = s.queue.front();
@@ -111,16 +117,16 @@ void BlockingPool::worker_main(std::shared_ptr<State> state, Worker* self) {
 
 void BlockingPool::stop() {
   State& s = *state_;
-  std::unique_lock<std::mutex> lk(s.mu);
+  ThreadLock lk(s.mu);
   if (s.stop) return;
   s.stop = true;
   s.queue.clear();
   s.work_cv.notify_all();
-  auto none_running = [&] { return s.running == 0; };
+  auto none_running = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) { return s.running == 0; };
   if (grace_ >= kForever) {
-    s.done_cv.wait(lk, none_running);
+    s.done_cv.wait(lk.native(), none_running);
   } else if (grace_.count() > 0) {
-    s.done_cv.wait_for(lk, grace_, none_running);
+    s.done_cv.wait_for(lk.native(), grace_, none_running);
   }
 }
 
@@ -129,7 +135,7 @@ void BlockingPool::release() {
   State& s = *state_;
   std::vector<std::thread> finished;
   {
-    std::lock_guard<std::mutex> g(s.mu);
+    ThreadLock g(s.mu);
     if (s.runtime == nullptr) return;
     for (Worker& w : s.workers) {
       if (!w.thread.joinable()) continue;
@@ -147,14 +153,16 @@ void BlockingPool::release() {
 }
 
 size_t BlockingPool::threads() {
-  std::lock_guard<std::mutex> g(state_->mu);
+  ThreadLock g(state_->mu);
   return state_->workers.size();
 }
 
-BlockingPool::RuntimeLock::RuntimeLock() {
+// The analysis is off here: the lock taken here is held by lock_ until the
+// RuntimeLock goes, past the end of this function, which it cannot follow.
+ABSL_NO_THREAD_SAFETY_ANALYSIS BlockingPool::RuntimeLock::RuntimeLock() {
   if (t_pool_state == nullptr) return;
   state_ = t_pool_state;
-  lock_ = std::unique_lock<std::mutex>(state_->mu);
+  lock_ = std::unique_lock<std::mutex>(state_->mu.native());
   runtime_ = state_->runtime;
 }
 

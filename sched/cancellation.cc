@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "fiber/detail/park.h"
 #include "fiber/runtime.h"
 #include "timer_core.h"
@@ -71,8 +72,8 @@ class ContextState {
     mu.unlock();
     return true;
   }
-  // unlink_hook() takes a registered `h` off the list. mu held.
-  void unlink_hook(CancelHook* h) {
+  // unlink_hook() takes a registered `h` off the list.
+  void unlink_hook(CancelHook* h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     if (h->prev_ != nullptr) {
       h->prev_->next_ = h->next_;
     } else {
@@ -86,10 +87,10 @@ class ContextState {
 
  private:
   std::shared_ptr<ContextState> parent_;
-  CancelHook* hooks_ = nullptr;                        // guarded by mu
-  std::error_code err_;                                // guarded by mu; written once
-  std::vector<std::weak_ptr<ContextState>> children_;  // guarded by mu
-  size_t prune_at_ = 16;                               // guarded by mu
+  CancelHook* hooks_ ABSL_GUARDED_BY(mu) = nullptr;
+  std::error_code err_ ABSL_GUARDED_BY(mu);  // written once
+  std::vector<std::weak_ptr<ContextState>> children_ ABSL_GUARDED_BY(mu);
+  size_t prune_at_ ABSL_GUARDED_BY(mu) = 16;
 };
 
 namespace {

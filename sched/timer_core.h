@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "absl/base/thread_annotations.h"
 #include "fiber/detail/park.h"
 #include "sched/internal/timer.h"
 
@@ -54,24 +55,24 @@ class TimerCore : public Timer {
   virtual ~TimerCore();
   // deliver_locked() runs on the owner thread, with mu_ held, when the timer fires
   // for the current generation.
-  virtual void deliver_locked(int64_t /*now_ns*/) {}
+  virtual void deliver_locked(int64_t /*now_ns*/) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {}
   // deliver_unlocked() runs right after deliver_locked(), mu_ released.
   virtual void deliver_unlocked() {}
   // drain_locked() runs in stop() and reset() with mu_ held: drop whatever an
   // earlier firing delivered and nobody consumed (Go 1.23 timer semantics).
-  virtual void drain_locked() {}
+  virtual void drain_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {}
 
  private:
   static void on_fire(Timer* t);
-  void arm_local(int64_t deadline_ns);  // owner thread, mu_ held
+  void arm_local(int64_t deadline_ns) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);  // owner thread
 
   Scheduler* const owner_;
   std::atomic<int> refs_{1};
   SpinLock mu_;
-  uint64_t gen_ = 0;        // guarded by mu_; bumped by stop() and reset()
-  uint64_t armed_gen_ = 0;  // guarded by mu_; the generation the heap node is for
-  bool active_ = false;     // guarded by mu_
-  int64_t period_ns_ = 0;   // guarded by mu_
+  uint64_t gen_ ABSL_GUARDED_BY(mu_) = 0;        // bumped by stop() and reset()
+  uint64_t armed_gen_ ABSL_GUARDED_BY(mu_) = 0;  // the generation the heap node is for
+  bool active_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t period_ns_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // armed_timer_cores() is how many TimerCore nodes sit armed in this scheduler

@@ -4,12 +4,13 @@
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
-#include <mutex>
 #include <stdexcept>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "fiber/detail/park.h"
 #include "fiber/runtime.h"
+#include "sched/internal/thread_mutex.h"
 
 namespace fiber::detail {
 
@@ -18,10 +19,10 @@ thread_local constinit SchedRandom* t_sched_random = nullptr;
 namespace {
 
 std::atomic<uint64_t> g_yields{0};
-std::mutex g_mu;
-bool g_overridden = false;          // guarded by g_mu
-std::optional<uint64_t> g_seed;     // guarded by g_mu
-std::optional<uint64_t> g_printed;  // guarded by g_mu
+ThreadMutex g_mu;
+bool g_overridden ABSL_GUARDED_BY(g_mu) = false;
+std::optional<uint64_t> g_seed ABSL_GUARDED_BY(g_mu);
+std::optional<uint64_t> g_printed ABSL_GUARDED_BY(g_mu);
 
 std::optional<uint64_t> seed_from_env() {
   const char* env = std::getenv("FIBER_SCHED_RANDOM");
@@ -50,7 +51,7 @@ uint64_t SchedRandom::next() {  // splitmix64
 
 std::optional<uint64_t> sched_random_seed() {
   {
-    std::lock_guard<std::mutex> g(g_mu);
+    ThreadLock g(g_mu);
     if (g_overridden) return g_seed;
   }
   static const std::optional<uint64_t> from_env = seed_from_env();
@@ -58,13 +59,13 @@ std::optional<uint64_t> sched_random_seed() {
 }
 
 void set_sched_random_seed(std::optional<uint64_t> seed) {
-  std::lock_guard<std::mutex> g(g_mu);
+  ThreadLock g(g_mu);
   g_overridden = true;
   g_seed = seed;
 }
 
 void reset_sched_random_seed() {
-  std::lock_guard<std::mutex> g(g_mu);
+  ThreadLock g(g_mu);
   g_overridden = false;
   g_seed.reset();
 }
@@ -75,7 +76,7 @@ SchedRandomScope::SchedRandomScope(unsigned scheduler_index) {
   std::optional<uint64_t> seed = sched_random_seed();
   if (!seed) return;
   {
-    std::lock_guard<std::mutex> g(g_mu);
+    ThreadLock g(g_mu);
     if (g_printed != seed) {  // once per seed: the value to replay the run with
       std::fprintf(stderr, "fiber: FIBER_SCHED_RANDOM=%llu\n",
                    static_cast<unsigned long long>(*seed));

@@ -18,6 +18,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
 #include "fiber/detail/park.h"
 #include "fiber/runtime.h"
 
@@ -45,8 +46,8 @@ class JoinStateBase {
 
  private:
   SpinLock lock_;
-  bool done_ = false;        // guarded by lock_
-  Fiber* waiter_ = nullptr;  // guarded by lock_
+  bool done_ ABSL_GUARDED_BY(lock_) = false;
+  Fiber* waiter_ ABSL_GUARDED_BY(lock_) = nullptr;
   std::atomic<int> refs_{2};
 };
 

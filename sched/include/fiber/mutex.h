@@ -19,31 +19,34 @@
 #include <mutex>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
 #include "fiber/detail/park.h"
 #include "fiber/runtime.h"
 
 namespace fiber {
 
 // Mutex hands the lock directly to the longest waiter on unlock (FIFO), so a
-// waiter cannot be starved by a fiber that unlocks and relocks in a loop.
-class Mutex {
+// waiter cannot be starved by a fiber that unlocks and relocks in a loop. A
+// capability for clang's thread-safety analysis, so that fields it guards can
+// say ABSL_GUARDED_BY(mu).
+class ABSL_LOCKABLE Mutex {
  public:
   Mutex() = default;
   Mutex(const Mutex&) = delete;
   Mutex& operator=(const Mutex&) = delete;
 
   // lock() takes the lock, parking the caller while another holds it. Fiber-only.
-  void lock();
+  void lock() ABSL_EXCLUSIVE_LOCK_FUNCTION();
   // try_lock() takes the lock if it is free; never parks.
-  bool try_lock();
+  bool try_lock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true);
   // unlock() releases the lock, handing it to the first waiter if any.
   // Throws std::logic_error if the mutex is not locked.
-  void unlock();
+  void unlock() ABSL_UNLOCK_FUNCTION();
 
  private:
   detail::SpinLock lock_;
-  bool locked_ = false;       // guarded by lock_
-  detail::WaitList waiters_;  // guarded by lock_
+  bool locked_ ABSL_GUARDED_BY(lock_) = false;
+  detail::WaitList waiters_ ABSL_GUARDED_BY(lock_);
 };
 
 // CondVar is std::condition_variable for fibers, used with a fiber::Mutex.
@@ -100,7 +103,7 @@ class CondVar {
   std::cv_status wait_until_ns(std::unique_lock<Mutex>& lk, int64_t deadline_ns);
 
   detail::SpinLock lock_;
-  detail::WaitList waiters_;  // guarded by lock_
+  detail::WaitList waiters_ ABSL_GUARDED_BY(lock_);
 };
 
 }  // namespace fiber

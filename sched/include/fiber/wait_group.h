@@ -14,6 +14,7 @@
 
 #include <cstdint>
 
+#include "absl/base/thread_annotations.h"
 #include "fiber/detail/park.h"
 
 namespace fiber {
@@ -35,8 +36,8 @@ class WaitGroup {
 
  private:
   detail::SpinLock lock_;
-  int64_t count_ = 0;         // guarded by lock_
-  detail::WaitList waiters_;  // guarded by lock_
+  int64_t count_ ABSL_GUARDED_BY(lock_) = 0;
+  detail::WaitList waiters_ ABSL_GUARDED_BY(lock_);
 };
 
 }  // namespace fiber

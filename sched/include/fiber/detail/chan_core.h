@@ -13,6 +13,7 @@
 #include <new>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
 #include "fiber/detail/park.h"
 
 namespace fiber::detail {
@@ -92,22 +93,25 @@ class ChanCore {
 
   // Used by select (chan.cc): all with lock_ held.
   SpinLock lock_;
-  ChanStatus send_locked(void* src, Fiber** wake);
-  ChanStatus recv_locked(void* dst, Fiber** wake);
-  WaiterQueue sendq_;
-  WaiterQueue recvq_;
+  ChanStatus send_locked(void* src, Fiber** wake) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  ChanStatus recv_locked(void* dst, Fiber** wake) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  WaiterQueue sendq_ ABSL_GUARDED_BY(lock_);
+  WaiterQueue recvq_ ABSL_GUARDED_BY(lock_);
 
  private:
   ChanCore(size_t cap, const ElemOps* ops, unsigned char* buf) : cap_(cap), ops_(ops), buf_(buf) {}
-  void destroy();
+  // destroy() runs once the last reference is gone, so nobody else can hold
+  // lock_ and it reads the ring without it: no analysis.
+  void destroy() ABSL_NO_THREAD_SAFETY_ANALYSIS;
   void* slot(size_t i) { return buf_ + i * ops_->size; }
 
   const size_t cap_;
   const ElemOps* const ops_;
-  unsigned char* const buf_;  // ring of cap_ elements; head_ and count_ guarded by lock_
-  size_t head_ = 0;
-  size_t count_ = 0;
-  bool closed_ = false;  // guarded by lock_
+  unsigned char* const buf_
+      ABSL_PT_GUARDED_BY(lock_);  // ring of cap_ elements, from head_ for count_
+  size_t head_ ABSL_GUARDED_BY(lock_) = 0;
+  size_t count_ ABSL_GUARDED_BY(lock_) = 0;
+  bool closed_ ABSL_GUARDED_BY(lock_) = false;
   std::atomic<int64_t> refs_{1};
 };
 

@@ -12,6 +12,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "absl/base/thread_annotations.h"
+
 namespace fiber::detail {
 
 struct Fiber;
@@ -39,20 +41,21 @@ void park();
 void ready(Fiber* f);
 
 // SpinLock guards the short critical sections of the cross-core primitives (a
-// few pointer moves; never held across a park or a syscall).
-class SpinLock {
+// few pointer moves; never held across a park or a syscall). A capability for
+// clang's thread-safety analysis: fields it guards say ABSL_GUARDED_BY(lock_).
+class ABSL_LOCKABLE SpinLock {
  public:
-  void lock() noexcept {
+  void lock() noexcept ABSL_EXCLUSIVE_LOCK_FUNCTION() {
     for (;;) {
       if (!locked_.exchange(true, std::memory_order_acquire)) return;
       while (locked_.load(std::memory_order_relaxed)) __builtin_ia32_pause();
     }
   }
-  bool try_lock() noexcept {
+  bool try_lock() noexcept ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true) {
     return !locked_.load(std::memory_order_relaxed) &&
            !locked_.exchange(true, std::memory_order_acquire);
   }
-  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+  void unlock() noexcept ABSL_UNLOCK_FUNCTION() { locked_.store(false, std::memory_order_release); }
 
  private:
   std::atomic<bool> locked_{false};
@@ -68,7 +71,7 @@ struct Waiter {
 
 // IntrusiveList is a FIFO of nodes that carry their own links (`prev`, `next`,
 // `linked`): nodes live on parked fibers' stacks, so queueing allocates nothing.
-// Guarded by its owner's lock.
+// Guarded by its owner's lock (the owner's field says ABSL_GUARDED_BY).
 template <class Node>
 class IntrusiveList {
  public:
