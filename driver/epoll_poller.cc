@@ -76,12 +76,6 @@ class EpollPoller final : public IoPoller {
     }
     if (deadline_ns > 0 && now_ns() >= deadline_ns) return -ETIMEDOUT;
     if (int32_t err = enroll(h)) return err;
-    // Look at the level once before parking for an edge: an -EAGAIN that did
-    // not come from this fd's current state (another reader took the data, or
-    // a fault injected in testing) leaves no edge to come.
-    IoRequest level{IoKind::kPoll, h.fd};
-    level.flags = events;
-    if (int32_t r = op_traits(IoKind::kPoll).try_now(level); r != -EAGAIN) return r;
     IoOp op;
     op.fiber = current_fiber("fiber: I/O");
     op.seq = h.started.load(std::memory_order_relaxed);

@@ -142,9 +142,20 @@ class FaultPoller final : public IoPoller {
       set_streak(&h, streak(&h) + 1);
       return -EINTR;
     }
-    if (epoll_) active_.push_back(&h);
-    int32_t r = real_->wait(h, events, deadline_ns);
-    if (epoll_) active_.erase(std::find(active_.begin(), active_.end(), &h));
+    int32_t r = -EAGAIN;
+    if (epoll_) {
+      // An injected -EAGAIN did not come from the fd's state: the fd may be
+      // ready with its edge already reported, and edge-triggered epoll gives no
+      // other. Look at the level first, as a real -EAGAIN would have.
+      IoRequest level{IoKind::kPoll, h.fd};
+      level.flags = events;
+      r = op_traits(IoKind::kPoll).try_now(level);
+    }
+    if (r == -EAGAIN) {
+      if (epoll_) active_.push_back(&h);
+      r = real_->wait(h, events, deadline_ns);
+      if (epoll_) active_.erase(std::find(active_.begin(), active_.end(), &h));
+    }
     if (after_completion(h, may)) set_streak(&h, streak(&h) + 1);
     return r;
   }
