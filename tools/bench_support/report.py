@@ -199,8 +199,11 @@ def write_all(out, meta, raw, micro, memory):
               ["suite", "shape", "server", "rounds"] + FIELDS + ["errors"] + ratio_fields)
     for m in micro:
         m["ours_over_go"] = m["ours_ns"] / m["go_ns"] if m["ours_ns"] and m["go_ns"] else None
+        b = m.get("base_ns")
+        m["ours_over_base"] = m["ours_ns"] / b if m["ours_ns"] and b else None
     write_csv(os.path.join(out, "micro.csv"), micro,
-              ["what", "ours_name", "ours_ns", "go_name", "go_ns", "ours_over_go", "note"])
+              ["what", "ours_name", "ours_ns", "go_name", "go_ns", "ours_over_go", "base_ns",
+               "ours_over_base", "note"])
     write_csv(os.path.join(out, "memory.csv"), memory,
               ["what", "server", "bytes", "before_kib", "after_kib", "ours_ratio"])
     chart_note = chart(out, rows, micro, memory)
@@ -230,6 +233,12 @@ def write_all(out, meta, raw, micro, memory):
                      f"{k} {v}" for k, v in meta["kernel_apis"].items()))
     if meta["versions"]:
         L.append(f"- Versions: {meta['versions']}")
+    if meta.get("baseline"):
+        L.append(f"- Baseline: `base_*` rows and the micro baseline column are the release "
+                 f"build in `{meta['baseline']}`, run in the same rounds with our load "
+                 "generator; ratios ours ÷ base_* compare the two builds.")
+    if meta.get("no_peers"):
+        L.append("- Peers left out (--no-peers).")
     L.append("")
     if any(r["suite"] == "echo" for r in rows):
         L += ["## Echo (tools/load/echo_load: C connections × S-byte messages, each waits "
@@ -244,12 +253,13 @@ def write_all(out, meta, raw, micro, memory):
               "means ours is faster. Go's -2 rows run with GOMAXPROCS=2, but Go may keep both "
               "goroutines of a ping-pong on one P (runnext hand-off), so they are not always "
               "cross-core.", "",
-              "| what | ours | ns | Go | ns | ours ÷ Go | note |",
-              "| --- | --- | ---: | --- | ---: | ---: | --- |"]
+              "| what | ours | ns | Go | ns | ours ÷ Go | baseline ns | ours ÷ baseline | note |",
+              "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |"]
         for x in micro:
             L.append(f"| {x['what']} | {x['ours_name'] or '—'} | {fmt(x['ours_ns'], '.1f')} | "
                      f"{x['go_name'] or '—'} | {fmt(x['go_ns'], '.1f')} | "
-                     f"{fmt(x['ours_over_go'], '.2f')} | {x['note']} |")
+                     f"{fmt(x['ours_over_go'], '.2f')} | {fmt(x.get('base_ns'), '.1f')} | "
+                     f"{fmt(x['ours_over_base'], '.2f')} | {x['note']} |")
         L.append("")
     if memory:
         L += ["## Memory", "", "| what | who | bytes each | ours ÷ this |",

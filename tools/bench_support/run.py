@@ -230,17 +230,27 @@ def loadavg():
 
 # ---------------------------------------------------------------- suites
 
+def builds(ctx):
+    """(server name prefix, release build folder): ours, then the baseline's."""
+    out = [("fiber", ctx.rel)]
+    if ctx.a.baseline:
+        out.append(("base", ctx.a.baseline))
+    return out
+
+
 def echo_servers(ctx):
     n = ctx.ncores
-    echo = os.path.join(ctx.rel, "examples", "echo")
     p = ctx.peers
-    servers = [
-        ("fiber_io_uring", [echo, f"--cores={n}", "--driver=io_uring", "--grace=1s",
-                            "--addr=127.0.0.1:{port}"], {}),
-        ("fiber_epoll", [echo, f"--cores={n}", "--driver=epoll", "--grace=1s",
-                         "--addr=127.0.0.1:{port}"], {}),
-        ("go", [os.path.join(p, "go_echo"), "--addr=127.0.0.1:{port}"], {"GOMAXPROCS": str(n)}),
-    ]
+    servers = []
+    for prefix, rel in builds(ctx):
+        echo = os.path.join(rel, "examples", "echo")
+        for drv in ("io_uring", "epoll"):
+            servers.append((f"{prefix}_{drv}", [echo, f"--cores={n}", f"--driver={drv}",
+                                                "--grace=1s", "--addr=127.0.0.1:{port}"], {}))
+    if ctx.a.no_peers:
+        return servers
+    servers.append(("go", [os.path.join(p, "go_echo"), "--addr=127.0.0.1:{port}"],
+                    {"GOMAXPROCS": str(n)}))
     for backend in ("io_uring", "epoll"):
         b = os.path.join(p, f"asio_echo_{backend}")
         if os.access(b, os.X_OK):
@@ -257,15 +267,19 @@ def echo_servers(ctx):
 def http_servers(ctx):
     n = ctx.ncores
     servers = []
-    ours = os.path.join(ctx.rel, "examples", "http", "http_server")
-    if os.access(ours, os.X_OK):
-        for drv in ("io_uring", "epoll"):
-            servers.append((f"fiber_{drv}", [ours, "--addr=127.0.0.1:{port}", f"--cores={n}",
-                                             f"--driver={drv}", "--grace=1s"], {}))
-    else:
-        msg = f"skipped: our HTTP server ({os.path.relpath(ours, ctx.root)}) is not built yet"
-        log("http: " + msg)
-        ctx.skipped.append("http " + msg)
+    for prefix, rel in builds(ctx):
+        ours = os.path.join(rel, "examples", "http", "http_server")
+        if os.access(ours, os.X_OK):
+            for drv in ("io_uring", "epoll"):
+                servers.append((f"{prefix}_{drv}", [ours, "--addr=127.0.0.1:{port}",
+                                                    f"--cores={n}", f"--driver={drv}",
+                                                    "--grace=1s"], {}))
+        else:
+            msg = f"skipped: the HTTP server ({ours}) is not built yet"
+            log("http: " + msg)
+            ctx.skipped.append("http " + msg)
+    if ctx.a.no_peers:
+        return servers
     servers.append(("go_nethttp", [os.path.join(ctx.peers, "go_http"), "--addr=127.0.0.1:{port}"],
                     {"GOMAXPROCS": str(n)}))
     servers.append(("nginx", None, {}))  # argv made per start (port in the config)
@@ -453,18 +467,24 @@ def run_gotest(ctx, reps, benchtime):
 def suite_micro(ctx):
     q = ctx.a.quick
     reps = max(3, ctx.a.rounds)
-    ours = {}
-    for b in ("runtime_bench", "chan_bench"):
-        path = os.path.join(ctx.rel, "tools", "micro", b)
-        if not os.access(path, os.X_OK):
-            log(f"micro: {b} not built, skipped")
-            ctx.skipped.append(f"micro: {b} is not built (yet), skipped")
-            continue
-        log(f"micro: {b} ({reps} repetitions)")
-        for k, v in run_gbench(ctx, path, reps, 0.02 if q else 0.5).items():
-            ours[k] = (b, v)
-    log(f"micro: go_micro.test ({reps} counts)")
-    go = run_gotest(ctx, reps, "20ms" if q else "1s")
+    ours, base = {}, {}
+    for prefix, rel in builds(ctx):
+        for b in ("runtime_bench", "chan_bench"):
+            path = os.path.join(rel, "tools", "micro", b)
+            if not os.access(path, os.X_OK):
+                log(f"micro: {path} not built, skipped")
+                ctx.skipped.append(f"micro: {path} is not built (yet), skipped")
+                continue
+            log(f"micro: {prefix} {b} ({reps} repetitions)")
+            for k, v in run_gbench(ctx, path, reps, 0.02 if q else 0.5).items():
+                if prefix == "fiber":
+                    ours[k] = (b, v)
+                else:
+                    base[k] = v
+    go = {}
+    if not ctx.a.no_peers:
+        log(f"micro: go_micro.test ({reps} counts)")
+        go = run_gotest(ctx, reps, "20ms" if q else "1s")
     rows = []
     used = set()
     for what, o, g, note in MICRO_PAIRS:
@@ -500,6 +520,12 @@ def suite_micro(ctx):
         if g not in go_used and g in go:
             rows.append({"what": what, "ours_name": None, "ours_ns": None, "go_name": g,
                          "go_ns": go[g], "note": "no counterpart in our benchmarks"})
+    for r in rows:
+        r["base_ns"] = base.get(r["ours_name"]) if r["ours_name"] else None
+    # Baseline benchmarks that ours no longer has (renamed or removed).
+    for name in sorted(set(base) - set(ours)):
+        rows.append({"what": f"baseline only: {name}", "ours_name": None, "ours_ns": None,
+                     "go_name": None, "go_ns": None, "base_ns": base[name], "note": ""})
     ctx.micro = rows
 
 
@@ -514,6 +540,8 @@ def suite_memory(ctx):
                 ("fiber", [os.path.join(ctx.rel, "tools", "micro", "park_memory"), str(n)],
                  "rss_per_fiber_bytes"),
                 ("go", [os.path.join(ctx.peers, "go_park"), str(n)], "rss_per_goroutine_bytes")):
+            if who == "go" and ctx.a.no_peers:
+                continue
             env = dict(os.environ)
             if who == "go":
                 env["GOMAXPROCS"] = "1"
@@ -529,6 +557,7 @@ def suite_memory(ctx):
             rows.append({"what": f"parked {n}", "server": who, "bytes": int(m.group(1))})
     nconn = 10000
     names = ["fiber_io_uring", "go"] if q else ["fiber_io_uring", "fiber_epoll", "go"]
+    names += ["base_io_uring"] if q else ["base_io_uring", "base_epoll"]
     if not q:
         names += ["asio_io_uring", "asio_epoll", "tokio_current_thread", "tokio_multi_thread"]
     client = os.path.join(ctx.root, "tools", "bench_support", "idle_conns.py")
@@ -603,6 +632,8 @@ def main():
     ap.add_argument("--only", default="echo,http,micro,memory")
     ap.add_argument("--command", default="tools/bench")
     ap.add_argument("--versions", default="")
+    ap.add_argument("--baseline", default="")
+    ap.add_argument("--no-peers", action="store_true")
     a = ap.parse_args()
     ctx = Ctx(a)
     ctx.micro, ctx.memory = [], []
@@ -622,6 +653,7 @@ def main():
             "finished": datetime.datetime.now(datetime.timezone.utc), "quick": a.quick,
             "rounds": a.rounds, "server_cpus": a.server_cpus, "load_cpus": a.load_cpus,
             "skipped": ctx.skipped, "failures": failures, "versions": a.versions,
+            "baseline": a.baseline, "no_peers": a.no_peers,
             "notes": ctx.notes, "loadavgs": ctx.loadavgs, "kernel_apis": ctx.kernel_apis}
     report.write_all(a.out, meta, ctx.raw, ctx.micro, ctx.memory)
     return 1 if failures else 0
