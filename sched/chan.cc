@@ -23,6 +23,7 @@
 
 #include "fiber/detail/park.h"
 #include "fiber/internal/control_block.h"
+#include "fiber/runtime.h"
 #include "fiber/select.h"
 #include "sched/internal/scheduler.h"
 #include "sched/testing/random_sched.h"
@@ -176,6 +177,7 @@ ChanStatus ChanCore::try_recv(void* dst) {
 
 ChanStatus ChanCore::send(void* src) {
   sync_point();
+  fiber::maybe_yield();  // a time slice that ran out ends here
   Fiber* self = current_fiber("fiber::Chan::send");
   Fiber* wake = nullptr;
   lock_.lock();
@@ -200,6 +202,7 @@ ChanStatus ChanCore::send(void* src) {
 
 ChanStatus ChanCore::recv(void* dst) {
   sync_point();
+  fiber::maybe_yield();
   Fiber* self = current_fiber("fiber::Chan::recv");
   Fiber* wake = nullptr;
   lock_.lock();
@@ -280,6 +283,7 @@ struct SelectTimer : Timer {
 SelectOutcome select_impl(SelectCase* cases, ChanWaiter* waiters, uint16_t* scratch, int n,
                           int64_t deadline_ns) {
   sync_point();
+  fiber::maybe_yield();
   uint16_t* poll = scratch;           // channel cases in random order
   uint16_t* lockorder = scratch + n;  // the same, by channel address
   int np = 0;

@@ -3,6 +3,7 @@
 #include <sched.h>
 
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <stdexcept>
@@ -151,7 +152,8 @@ Runtime::Runtime(const Options& options, unsigned schedulers, DriverInfo driver,
       driver_(std::move(driver)),
       factory_(factory),
       startup_(schedulers),
-      pool_(this, options.blocking_threads, options.blocking_shutdown_grace) {
+      pool_(this, options.blocking_threads, options.blocking_shutdown_grace),
+      monitor_(*this) {
   for (unsigned i = 0; i < schedulers; ++i) {
     schedulers_.push_back(std::make_unique<Scheduler>(this, i));
   }
@@ -188,9 +190,21 @@ void Runtime::start(const std::vector<int>& cpus) {
     threads_.clear();
     std::rethrow_exception(error);
   }
+  if (monitor_.enabled()) {
+    install_stall_probe_handler();
+    try {
+      monitor_.start();
+    } catch (const std::system_error& e) {
+      // No thread for the monitor: the runtime still runs, without stall
+      // reports or time slices (polling falls back to the switch budget).
+      std::fprintf(stderr, "fiber: no monitor thread (%s): no stall reports or time slices\n",
+                   e.what());
+    }
+  }
 }
 
 void Runtime::shutdown() {
+  monitor_.stop();
   pool_.stop();
   for (auto& s : schedulers_) s->stop();
   for (auto& t : threads_) t.join();
@@ -232,12 +246,26 @@ void start_runtime(absl::FunctionRef<void()> main, const Options& options,
                                 std::to_string(sq) +
                                 " (the SQ entries), 65536] (0: twice the SQ entries)");
   }
+  if (options.stall_threshold.count() < 0 || options.time_slice.count() < 0) {
+    throw std::invalid_argument(
+        "fiber::run: Options::stall_threshold and Options::time_slice must not be negative");
+  }
+  Options effective = options;
+  if (const char* env = std::getenv("FIBER_STALL_THRESHOLD_MS"); env != nullptr && *env != 0) {
+    char* end = nullptr;
+    long ms = std::strtol(env, &end, 10);
+    if (*end != 0 || ms < 0 || ms > 3'600'000) {
+      throw std::invalid_argument(std::string("fiber::run: FIBER_STALL_THRESHOLD_MS is '") + env +
+                                  "'; it must be a whole number of milliseconds in [0, 3600000]");
+    }
+    effective.stall_threshold = std::chrono::milliseconds(ms);
+  }
   size_t main_stack = check_stack_size(options.stack_size);
   DriverInfo driver = factory.choose(options.driver);
   install_overflow_handler();
   install_fiber_hooks();
 
-  Runtime runtime(options, n, std::move(driver), factory);
+  Runtime runtime(effective, n, std::move(driver), factory);
   runtime.start(cpus);
 
   MainOutcome outcome;
@@ -247,7 +275,9 @@ void start_runtime(absl::FunctionRef<void()> main, const Options& options,
   if (error) std::rethrow_exception(error);
 }
 
-void spawn_fiber(int index, const SpawnOptions& options, FiberBody& body) {
+void spawn_fiber(int index, const SpawnOptions& options, FiberBody& body,
+                 const std::source_location& site) {
+  body.site = site;
   const char* api = index < 0 ? "fiber::go" : "fiber::go_on";
   size_t stack_size = check_stack_size(options.stack_size);
   Scheduler* here = t_scheduler;
@@ -281,6 +311,13 @@ void sleep_until_ns(int64_t deadline_ns) {
   timer.fire = [](Timer* t) { t_scheduler->ready(static_cast<SleepTimer*>(t)->fiber); };
   t_scheduler->add_timer(&timer);
   t_scheduler->park();
+}
+
+constinit const std::atomic<bool> kNeverDue{false};
+thread_local constinit const std::atomic<bool>* t_slice_due = &kNeverDue;
+
+void slice_yield() {
+  if (t_scheduler != nullptr) t_scheduler->slice_yield();
 }
 
 void not_in_fiber(const char* api) {

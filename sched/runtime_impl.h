@@ -135,6 +135,7 @@ class Runtime {
   std::vector<std::unique_ptr<Scheduler>> schedulers_;
   std::vector<std::thread> threads_;
   BlockingPool pool_;
+  Monitor monitor_;
 };
 
 }  // namespace fiber::detail

@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -9,6 +10,7 @@
 #include <optional>
 
 #include "fiber/internal/resource_counts.h"
+#include "fiber/runtime.h"
 #include "runtime_impl.h"
 #include "timer_core.h"
 #ifdef FIBER_TEST_HOOKS
@@ -45,6 +47,10 @@ Scheduler::~Scheduler() {
 void Scheduler::thread_main(int cpu, DriverKind kind, Startup* startup) {
   t_scheduler = this;
   t_runtime = runtime_;
+  t_slice_due = &slice_due_;
+  tid_ = static_cast<pid_t>(gettid());
+  pthread_getcpuclockid(pthread_self(), &cpu_clock_);
+  set_thread_stall_probe(&probe_);
   char name[16];
   std::snprintf(name, sizeof name, "fiber-sched-%u", index_);
   pthread_setname_np(pthread_self(), name);
@@ -73,12 +79,20 @@ void Scheduler::thread_main(int cpu, DriverKind kind, Startup* startup) {
     loop();
     count_left_behind();
   }
+  set_thread_stall_probe(nullptr);
+  t_slice_due = &kNeverDue;
   t_scheduler = nullptr;
   t_runtime = nullptr;
 }
 
 void Scheduler::loop() {
   while (!stop_.load(std::memory_order_acquire)) {
+    // A turn: the monitor sees activity; a slice asked of the fiber that ran
+    // last is void.
+    bump(turns_);
+    if (slice_due_.load(std::memory_order_relaxed)) {
+      slice_due_.store(false, std::memory_order_relaxed);
+    }
     drain_inbox();
     fire_timers();
     // Before a turn that runs fibers: submit what the last turn queued and reap
@@ -87,11 +101,10 @@ void Scheduler::loop() {
     if (!runq_.empty() && poller_->has_pending()) poller_->poll(0);
     if (!runq_.empty()) {
       ran_since_sleep_ = true;
-      budget_ = kBudget;
+      budget_.store(kBudget - 1, std::memory_order_relaxed);
       Fiber* f = take_next();
-      --budget_;
       f->state = FiberState::kRunning;
-      current_ = f;
+      current_.store(f, std::memory_order_relaxed);
       t_current_fiber = f;
       switch_context(&main_ctx_, f);
       continue;
@@ -278,6 +291,9 @@ SchedulerStats Scheduler::stats() const {
   s.fibers_spawned = spawned_.load(std::memory_order_relaxed);
   s.context_switches = switches_.load(std::memory_order_relaxed);
   s.io_ops = io_ops_.load(std::memory_order_relaxed);
+  s.stalls = stalls_.load(std::memory_order_relaxed);
+  s.longest_stall_ns = longest_stall_ns_.load(std::memory_order_relaxed);
+  s.slice_yields = slice_yields_.load(std::memory_order_relaxed);
   if (poller_ != nullptr) poller_->add_stats(s);
   return s;
 }
@@ -290,11 +306,18 @@ void Scheduler::spawn_local(FiberBody& body, size_t stack_size) {
 }
 
 void Scheduler::yield() {
-  Fiber* self = current_;
+  Fiber* self = current();
   self->state = FiberState::kReady;
   runq_.push(self);
   Context* next = next_context();
   if (next != self) switch_context(self, next);
+}
+
+void Scheduler::slice_yield() {
+  slice_due_.store(false, std::memory_order_relaxed);
+  if (current() == nullptr) return;  // the loop's own code: nothing to yield
+  bump(slice_yields_);
+  yield();
 }
 
 void Scheduler::exit(Fiber* self) {

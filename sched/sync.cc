@@ -67,6 +67,7 @@ void JoinStateBase::complete() {
 
 void Mutex::lock() {
   detail::sync_point();
+  fiber::maybe_yield();  // a time slice that ran out ends here
   lock_.lock();
   if (!locked_) {
     locked_ = true;

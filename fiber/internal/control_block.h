@@ -34,6 +34,9 @@ struct Fiber : Context {
   FiberBody* body = nullptr;
   bool body_on_heap = false;
   FiberState state = FiberState::kReady;
+  // Where go() was called, for reports: a string literal of the program.
+  const char* site_file = nullptr;
+  uint32_t site_line = 0;
   // Fiber-local values, indexed by key; destroyed when the fiber ends.
   std::vector<std::pair<void*, void (*)(void*)>>* fls = nullptr;
 };

@@ -9,8 +9,12 @@
 // jump and the loop still gets to look at its inbox, timers and poller.
 //
 // Threading: every member is core-local (the scheduler's own thread) except
-// ready(), post_spawn() and stop(), which any thread may call.
+// ready(), post_spawn() and stop(), which any thread may call, and the
+// monitor's calls (sched/internal/monitor.h), marked "Monitor".
 #pragma once
+
+#include <sys/types.h>
+#include <time.h>
 
 #include <atomic>
 #include <cstdint>
@@ -21,6 +25,7 @@
 
 #include "fiber/internal/control_block.h"
 #include "fiber/options.h"
+#include "sched/internal/monitor.h"
 #include "sched/internal/poller.h"
 #include "sched/internal/timer.h"
 #include "sched/testing/random_sched.h"
@@ -116,7 +121,7 @@ class Scheduler {
   void add_timer(Timer* t) { timers_.push(t); }
   void cancel_timer(Timer* t) { timers_.remove(t); }
 
-  Fiber* current() const { return current_; }
+  Fiber* current() const { return current_.load(std::memory_order_relaxed); }
   Poller* poller() const { return poller_.get(); }
   unsigned index() const { return index_; }
   Runtime* runtime() const { return runtime_; }
@@ -136,6 +141,42 @@ class Scheduler {
   SchedulerStats stats() const;
   // stack_pool() is this core's pool of fiber stacks. Core-local.
   const StackPool& stack_pool() const { return stacks_; }
+
+  // --- for the monitor (sched/internal/monitor.h); thread-safe --------------------
+  // activity() changes whenever a fiber stops running or the loop turns: the
+  // same value over some time means one fiber (or the loop) ran all along.
+  // Monitor.
+  uint64_t activity() const {
+    return switches_.load(std::memory_order_acquire) + turns_.load(std::memory_order_acquire);
+  }
+  // asleep() is true while the loop waits in its driver. Monitor.
+  bool asleep() const { return sleeping_.load(std::memory_order_relaxed); }
+  // running() is the fiber on the CPU, or nullptr for the loop. Only its
+  // address may be used: it may exit at any time (see Monitor::report()).
+  // Monitor.
+  Fiber* running() const { return current_.load(std::memory_order_relaxed); }
+  // request_poll() makes the next switch go to the loop, which then polls its
+  // timers, inbox and driver. Monitor.
+  void request_poll() { budget_.store(0, std::memory_order_relaxed); }
+  // request_yield() makes the running fiber yield at its next runtime call
+  // (fiber::maybe_yield()). Monitor.
+  void request_yield() { slice_due_.store(true, std::memory_order_relaxed); }
+  // record_stall() counts a stall (`first`) and keeps the longest. Monitor.
+  void record_stall(bool first, uint64_t ns) {
+    if (first)
+      stalls_.store(stalls_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    if (ns > longest_stall_ns_.load(std::memory_order_relaxed)) {
+      longest_stall_ns_.store(ns, std::memory_order_relaxed);
+    }
+  }
+  // tid() is the scheduler thread's id; set before run() starts the monitor.
+  pid_t tid() const { return tid_; }
+  // cpu_clock() is the scheduler thread's CPU-time clock. Monitor.
+  clockid_t cpu_clock() const { return cpu_clock_; }
+  StallProbe& probe() { return probe_; }
+  // slice_yield() yields the running fiber because its slice ran out (see
+  // fiber::maybe_yield()). Core-local.
+  void slice_yield();
 
  private:
   struct InboxItem {
@@ -176,9 +217,13 @@ class Scheduler {
 
   // Core-local state.
   Context main_ctx_;
-  Fiber* current_ = nullptr;
+  // current_ and budget_ are atomics only for the monitor, which reads the one
+  // and zeroes the other (request_poll()); relaxed, they cost what plain
+  // fields do. A decrement is a load and a store, not a read-modify-write: a
+  // zero stored in between may be lost, and is asked for again next tick.
+  std::atomic<Fiber*> current_{nullptr};
   RunQueue runq_;
-  int budget_ = 0;
+  std::atomic<int> budget_{0};
   TimerHeap timers_;
   StackPool stacks_;
   Fiber* live_head_ = nullptr;
@@ -194,6 +239,17 @@ class Scheduler {
   std::atomic<uint64_t> spawned_{0};
   std::atomic<uint64_t> switches_{0};
   std::atomic<uint64_t> io_ops_{0};
+  std::atomic<uint64_t> turns_{0};  // loop turns, for activity()
+  std::atomic<uint64_t> slice_yields_{0};
+  // Written by the monitor only.
+  std::atomic<uint64_t> stalls_{0};
+  std::atomic<uint64_t> longest_stall_ns_{0};
+  // Set by the monitor (request_yield()), cleared by this thread when the
+  // fiber yields for it or when the loop turns.
+  std::atomic<bool> slice_due_{false};
+  pid_t tid_ = 0;
+  clockid_t cpu_clock_ = CLOCK_THREAD_CPUTIME_ID;
+  StallProbe probe_;
 
   // Cross-thread state. The inbox is the synchronisation: a producer pushes under
   // inbox_mu_, then reads sleeping_; the loop stores sleeping_ before it checks
@@ -220,22 +276,23 @@ extern thread_local constinit Runtime* t_runtime;
 // runnable fiber while the turn's budget lasts, else the loop (main_ctx_).
 inline Context* Scheduler::next_context() {
   bump(switches_);
-  if (budget_ > 0) {
+  const int budget = budget_.load(std::memory_order_relaxed);
+  if (budget > 0) {
     if (Fiber* next = take_next()) {
-      --budget_;
+      budget_.store(budget - 1, std::memory_order_relaxed);
       next->state = FiberState::kRunning;
-      current_ = next;
+      current_.store(next, std::memory_order_relaxed);
       t_current_fiber = next;
       return next;
     }
   }
-  current_ = nullptr;
+  current_.store(nullptr, std::memory_order_relaxed);
   t_current_fiber = nullptr;
   return &main_ctx_;
 }
 
 inline void Scheduler::park() {
-  Fiber* self = current_;
+  Fiber* self = current();
   self->state = FiberState::kParked;
   switch_context(self, next_context());
 }

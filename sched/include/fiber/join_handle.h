@@ -160,36 +160,38 @@ class JoinHandle {
 
 namespace detail {
 template <class F>
-auto spawn_joinable(int index, const SpawnOptions& options, F&& f)
+auto spawn_joinable(int index, const SpawnOptions& options, F&& f, const std::source_location& site)
     -> JoinHandle<std::invoke_result_t<std::decay_t<F>&&>> {
   using R = std::invoke_result_t<std::decay_t<F>&&>;
   auto* state = new JoinState<R>();
   JoinHandle<R> handle(state);  // owns one reference, the body the other
   FnBody<JoinBody<std::decay_t<F>, R>> body(
       JoinBody<std::decay_t<F>, R>(std::decay_t<F>(std::forward<F>(f)), state));
-  spawn_fiber(index, options, body);
+  spawn_fiber(index, options, body, site);
   return handle;
 }
 }  // namespace detail
 
 // spawn() is go() with a handle to the result. Throws as go() does.
 template <class F>
-auto spawn(const SpawnOptions& options, F&& f) {
-  return detail::spawn_joinable(-1, options, std::forward<F>(f));
+auto spawn(const SpawnOptions& options, F&& f,
+           std::source_location site = std::source_location::current()) {
+  return detail::spawn_joinable(-1, options, std::forward<F>(f), site);
 }
 template <class F>
-auto spawn(F&& f) {
-  return detail::spawn_joinable(-1, SpawnOptions{}, std::forward<F>(f));
+auto spawn(F&& f, std::source_location site = std::source_location::current()) {
+  return detail::spawn_joinable(-1, SpawnOptions{}, std::forward<F>(f), site);
 }
 
 // spawn_on() is go_on() with a handle to the result. Throws as go_on() does.
 template <class F>
-auto spawn_on(unsigned index, F&& f) {
-  return detail::spawn_joinable(static_cast<int>(index), SpawnOptions{}, std::forward<F>(f));
+auto spawn_on(unsigned index, F&& f, std::source_location site = std::source_location::current()) {
+  return detail::spawn_joinable(static_cast<int>(index), SpawnOptions{}, std::forward<F>(f), site);
 }
 template <class F>
-auto spawn_on(unsigned index, const SpawnOptions& options, F&& f) {
-  return detail::spawn_joinable(static_cast<int>(index), options, std::forward<F>(f));
+auto spawn_on(unsigned index, const SpawnOptions& options, F&& f,
+              std::source_location site = std::source_location::current()) {
+  return detail::spawn_joinable(static_cast<int>(index), options, std::forward<F>(f), site);
 }
 
 }  // namespace fiber

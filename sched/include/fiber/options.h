@@ -83,6 +83,18 @@ struct Options {
   // [the SQ, 65536]; anything else is std::invalid_argument. Ignored by epoll.
   unsigned uring_sq_entries = 0;
   unsigned uring_cq_entries = 0;
+  // stall_threshold: a scheduler that runs one fiber (or one blocking call made
+  // from a fiber) for longer than this is reported on stderr by the runtime's
+  // monitor thread: the core, the fiber, its spawn site, how long so far and
+  // the stuck thread's stack; again at 2, 4, 8... times the threshold while it
+  // lasts, and once more when it ends. Zero turns the reports off.
+  // $FIBER_STALL_THRESHOLD_MS, when set, overrides it. See sched/README.md.
+  std::chrono::nanoseconds stall_threshold = std::chrono::milliseconds(20);
+  // time_slice: a fiber that has run this long without a switch yields at its
+  // next runtime call (an I/O call that completes at once, a channel
+  // operation, a lock, fiber::maybe_yield()), as Go's scheduler preempts after
+  // 10 ms. Zero turns slices off. Negative values of either are an error.
+  std::chrono::nanoseconds time_slice = std::chrono::milliseconds(10);
 };
 
 // kDefaultUringSqEntries is the default of Options::uring_sq_entries.
@@ -104,6 +116,12 @@ struct SchedulerStats {
   // Times the driver's wait returned early for a signal (EINTR): harmless, the
   // loop just looks again.
   uint64_t waits_interrupted = 0;
+  // Stalls the monitor reported (Options::stall_threshold), and the longest
+  // stall seen, in nanoseconds, once it ended or as long as it has lasted.
+  uint64_t stalls = 0;
+  uint64_t longest_stall_ns = 0;
+  // Times a fiber yielded because its time slice ran out (Options::time_slice).
+  uint64_t slice_yields = 0;
 };
 
 }  // namespace fiber

@@ -19,9 +19,11 @@
 //   }
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <source_location>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -36,9 +38,15 @@ namespace fiber {
 
 namespace detail {
 void run_main(absl::FunctionRef<void()> main, const Options& options);
-void spawn_fiber(int scheduler, const SpawnOptions& options, FiberBody& body);
+void spawn_fiber(int scheduler, const SpawnOptions& options, FiberBody& body,
+                 const std::source_location& site);
 void sleep_until_ns(int64_t deadline_ns);
 int64_t now_ns();
+// The calling thread's "time slice is up" flag: its scheduler's, which the
+// runtime's monitor sets, or kNeverDue off scheduler threads.
+extern const std::atomic<bool> kNeverDue;
+extern thread_local constinit const std::atomic<bool>* t_slice_due;
+void slice_yield();
 }  // namespace detail
 
 // run() starts the runtime, runs `main` in a fiber on scheduler 0 and returns its
@@ -69,15 +77,17 @@ std::invoke_result_t<F&> run(F&& main, const Options& options = {}) {
 // f ends the process with its what() and the fiber's id. Throws
 // std::logic_error outside a runtime's scheduler thread, std::invalid_argument
 // for a bad stack size, std::system_error when no stack can be mapped.
+// The call site (`site`) is kept for the runtime's reports (stalls, dumps).
 template <class F>
-void go(F&& f) {
+void go(F&& f, std::source_location site = std::source_location::current()) {
   detail::FnBody<std::decay_t<F>> body(std::forward<F>(f));
-  detail::spawn_fiber(-1, SpawnOptions{}, body);
+  detail::spawn_fiber(-1, SpawnOptions{}, body, site);
 }
 template <class F>
-void go(const SpawnOptions& options, F&& f) {
+void go(const SpawnOptions& options, F&& f,
+        std::source_location site = std::source_location::current()) {
   detail::FnBody<std::decay_t<F>> body(std::forward<F>(f));
-  detail::spawn_fiber(-1, options, body);
+  detail::spawn_fiber(-1, options, body, site);
 }
 
 // go_on() starts f() in a new fiber on scheduler `index` (0 ≤ index <
@@ -86,18 +96,30 @@ void go(const SpawnOptions& options, F&& f) {
 // as go(), except that a failure to map a stack on another core is reported on
 // stderr there (the caller has moved on).
 template <class F>
-void go_on(unsigned index, F&& f) {
+void go_on(unsigned index, F&& f, std::source_location site = std::source_location::current()) {
   detail::FnBody<std::decay_t<F>> body(std::forward<F>(f));
-  detail::spawn_fiber(static_cast<int>(index), SpawnOptions{}, body);
+  detail::spawn_fiber(static_cast<int>(index), SpawnOptions{}, body, site);
 }
 template <class F>
-void go_on(unsigned index, const SpawnOptions& options, F&& f) {
+void go_on(unsigned index, const SpawnOptions& options, F&& f,
+           std::source_location site = std::source_location::current()) {
   detail::FnBody<std::decay_t<F>> body(std::forward<F>(f));
-  detail::spawn_fiber(static_cast<int>(index), options, body);
+  detail::spawn_fiber(static_cast<int>(index), options, body, site);
 }
 
 // yield() lets the other runnable fibers of this scheduler run. Fiber-only.
 void yield();
+
+// maybe_yield() yields if the calling fiber has used up its time slice
+// (Options::time_slice), and otherwise costs a load and a branch: call it in
+// long compute loops, which would otherwise hold the core. Runtime calls (I/O
+// that completes at once, channel operations, locks) do the same. Anywhere:
+// outside a fiber it does nothing.
+inline void maybe_yield() {
+  if (detail::t_slice_due->load(std::memory_order_relaxed)) [[unlikely]] {
+    detail::slice_yield();
+  }
+}
 
 // sleep_until() parks the caller until `deadline`; a past deadline returns at
 // once. Fiber-only: parks the caller.

@@ -6,6 +6,7 @@
 #include <exception>
 #include <functional>
 #include <new>
+#include <source_location>
 #include <utility>
 
 namespace fiber::detail {
@@ -13,6 +14,8 @@ namespace fiber::detail {
 class FiberBody {
  public:
   virtual ~FiberBody() = default;
+  // site is where the fiber was spawned (the go() call), kept for reports.
+  std::source_location site;
   // run() calls the callable once. Exceptions leave it; the fiber decides.
   virtual void run() = 0;
   // move_to() move-constructs this body at `mem` (size() bytes, align() aligned).
@@ -32,8 +35,8 @@ class FnBody final : public FiberBody {
  public:
   explicit FnBody(F&& f) : f_(std::move(f)) {}
   void run() override { std::invoke(std::move(f_)); }
-  FiberBody* move_to(void* mem) override { return ::new (mem) FnBody(std::move(f_)); }
-  FiberBody* move_to_heap() override { return new FnBody(std::move(f_)); }
+  FiberBody* move_to(void* mem) override { return with_site(::new (mem) FnBody(std::move(f_))); }
+  FiberBody* move_to_heap() override { return with_site(new FnBody(std::move(f_))); }
   void fail(std::exception_ptr why) noexcept override {
     if constexpr (requires(F & f) { f.fail(why); }) f_.fail(why);
   }
@@ -41,6 +44,11 @@ class FnBody final : public FiberBody {
   size_t align() const override { return alignof(FnBody); }
 
  private:
+  FiberBody* with_site(FiberBody* b) const {
+    b->site = site;
+    return b;
+  }
+
   F f_;
 };
 
