@@ -17,6 +17,7 @@
 #include "fiber/cancellation.h"
 #include "fiber/fiber.h"
 #include "tests/support/drivers.h"
+#include "tests/support/leak_check.h"
 
 namespace fiber {
 namespace {
@@ -26,14 +27,7 @@ using namespace std::chrono_literals;
 class NetTest : public testing::DriverTest {};
 FIBER_INSTANTIATE_DRIVER_TESTS(NetTest);
 
-int open_fds() {
-  int n = 0;
-  if (DIR* d = opendir("/proc/self/fd")) {
-    while (readdir(d) != nullptr) ++n;
-    closedir(d);
-  }
-  return n;
-}
+int open_fds() { return static_cast<int>(testing::count_open_fds()); }
 
 Address loopback_any_port() { return *Address::parse("127.0.0.1:0"); }
 

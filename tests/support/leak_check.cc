@@ -32,7 +32,9 @@ int64_t count_entries(const char* dir) {
 // count_fds() counts open descriptors, less those onto the process's own
 // loaded objects: the stall reports' symbolizer (Abseil's) keeps the object
 // files it has read open, a cache for the next report, not a leak.
-int64_t count_fds() {
+}  // namespace
+
+int64_t count_open_fds() {
   std::set<std::string> objects;
   std::ifstream maps("/proc/self/maps");
   std::string line;
@@ -55,6 +57,8 @@ int64_t count_fds() {
   }
   return n - 1;  // less the one opendir() holds
 }
+
+namespace {
 
 ResourceSnapshot g_baseline;
 
@@ -110,7 +114,7 @@ ResourceSnapshot take_resource_snapshot() {
   s.io_ops_abandoned = c.io_ops_abandoned.load(std::memory_order_relaxed);
   s.timers_abandoned = c.timers_abandoned.load(std::memory_order_relaxed);
   s.threads = count_entries("/proc/self/task");
-  s.fds = count_fds();
+  s.fds = count_open_fds();
   return s;
 }
 

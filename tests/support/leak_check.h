@@ -44,4 +44,8 @@ ResourceSnapshot settled_snapshot(const ResourceSnapshot& before);
 // running test is checked against at its end.
 void accept_current_resources();
 
+// count_open_fds() counts the process's open descriptors, less those onto its
+// own loaded object files (the stall reports' symbolizer keeps those open).
+int64_t count_open_fds();
+
 }  // namespace fiber::testing
