@@ -137,8 +137,8 @@ Fiber* create_fiber(StackPool& pool, size_t stack_size, FiberBody* body, bool bo
   Fiber* f = ::new (sp) Fiber();
   f->stack = s;
   f->body_on_heap = body_on_heap;
-  f->site_file = body->site.file_name();
-  f->site_line = body->site.line();
+  f->site_file = body->site.file;
+  f->site_line = body->site.line;
   if (body_on_heap) {
     f->body = body;
   } else {

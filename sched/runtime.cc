@@ -275,8 +275,7 @@ void start_runtime(absl::FunctionRef<void()> main, const Options& options,
   if (error) std::rethrow_exception(error);
 }
 
-void spawn_fiber(int index, const SpawnOptions& options, FiberBody& body,
-                 const std::source_location& site) {
+void spawn_fiber(int index, const SpawnOptions& options, FiberBody& body, const SpawnSite& site) {
   body.site = site;
   const char* api = index < 0 ? "fiber::go" : "fiber::go_on";
   size_t stack_size = check_stack_size(options.stack_size);

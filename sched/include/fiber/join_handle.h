@@ -160,7 +160,7 @@ class JoinHandle {
 
 namespace detail {
 template <class F>
-auto spawn_joinable(int index, const SpawnOptions& options, F&& f, const std::source_location& site)
+auto spawn_joinable(int index, const SpawnOptions& options, F&& f, const SpawnSite& site)
     -> JoinHandle<std::invoke_result_t<std::decay_t<F>&&>> {
   using R = std::invoke_result_t<std::decay_t<F>&&>;
   auto* state = new JoinState<R>();
@@ -174,23 +174,21 @@ auto spawn_joinable(int index, const SpawnOptions& options, F&& f, const std::so
 
 // spawn() is go() with a handle to the result. Throws as go() does.
 template <class F>
-auto spawn(const SpawnOptions& options, F&& f,
-           std::source_location site = std::source_location::current()) {
+auto spawn(const SpawnOptions& options, F&& f, detail::SpawnSite site = {}) {
   return detail::spawn_joinable(-1, options, std::forward<F>(f), site);
 }
 template <class F>
-auto spawn(F&& f, std::source_location site = std::source_location::current()) {
+auto spawn(F&& f, detail::SpawnSite site = {}) {
   return detail::spawn_joinable(-1, SpawnOptions{}, std::forward<F>(f), site);
 }
 
 // spawn_on() is go_on() with a handle to the result. Throws as go_on() does.
 template <class F>
-auto spawn_on(unsigned index, F&& f, std::source_location site = std::source_location::current()) {
+auto spawn_on(unsigned index, F&& f, detail::SpawnSite site = {}) {
   return detail::spawn_joinable(static_cast<int>(index), SpawnOptions{}, std::forward<F>(f), site);
 }
 template <class F>
-auto spawn_on(unsigned index, const SpawnOptions& options, F&& f,
-              std::source_location site = std::source_location::current()) {
+auto spawn_on(unsigned index, const SpawnOptions& options, F&& f, detail::SpawnSite site = {}) {
   return detail::spawn_joinable(static_cast<int>(index), options, std::forward<F>(f), site);
 }
 

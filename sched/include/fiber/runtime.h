@@ -23,7 +23,6 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
-#include <source_location>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -39,7 +38,7 @@ namespace fiber {
 namespace detail {
 void run_main(absl::FunctionRef<void()> main, const Options& options);
 void spawn_fiber(int scheduler, const SpawnOptions& options, FiberBody& body,
-                 const std::source_location& site);
+                 const SpawnSite& site);
 void sleep_until_ns(int64_t deadline_ns);
 int64_t now_ns();
 // The calling thread's "time slice is up" flag: its scheduler's, which the
@@ -79,13 +78,12 @@ std::invoke_result_t<F&> run(F&& main, const Options& options = {}) {
 // for a bad stack size, std::system_error when no stack can be mapped.
 // The call site (`site`) is kept for the runtime's reports (stalls, dumps).
 template <class F>
-void go(F&& f, std::source_location site = std::source_location::current()) {
+void go(F&& f, detail::SpawnSite site = {}) {
   detail::FnBody<std::decay_t<F>> body(std::forward<F>(f));
   detail::spawn_fiber(-1, SpawnOptions{}, body, site);
 }
 template <class F>
-void go(const SpawnOptions& options, F&& f,
-        std::source_location site = std::source_location::current()) {
+void go(const SpawnOptions& options, F&& f, detail::SpawnSite site = {}) {
   detail::FnBody<std::decay_t<F>> body(std::forward<F>(f));
   detail::spawn_fiber(-1, options, body, site);
 }
@@ -96,13 +94,12 @@ void go(const SpawnOptions& options, F&& f,
 // as go(), except that a failure to map a stack on another core is reported on
 // stderr there (the caller has moved on).
 template <class F>
-void go_on(unsigned index, F&& f, std::source_location site = std::source_location::current()) {
+void go_on(unsigned index, F&& f, detail::SpawnSite site = {}) {
   detail::FnBody<std::decay_t<F>> body(std::forward<F>(f));
   detail::spawn_fiber(static_cast<int>(index), SpawnOptions{}, body, site);
 }
 template <class F>
-void go_on(unsigned index, const SpawnOptions& options, F&& f,
-           std::source_location site = std::source_location::current()) {
+void go_on(unsigned index, const SpawnOptions& options, F&& f, detail::SpawnSite site = {}) {
   detail::FnBody<std::decay_t<F>> body(std::forward<F>(f));
   detail::spawn_fiber(static_cast<int>(index), options, body, site);
 }

@@ -6,16 +6,25 @@
 #include <exception>
 #include <functional>
 #include <new>
-#include <source_location>
 #include <utility>
 
 namespace fiber::detail {
+
+// SpawnSite is where a fiber was spawned: the file and line of the go() call,
+// taken as a default argument (std::source_location is missing from clang 14
+// with libstdc++; these builtins are in gcc and clang alike).
+struct SpawnSite {
+  constexpr SpawnSite(const char* f = __builtin_FILE(), unsigned l = __builtin_LINE())
+      : file(f), line(l) {}
+  const char* file;
+  unsigned line;
+};
 
 class FiberBody {
  public:
   virtual ~FiberBody() = default;
   // site is where the fiber was spawned (the go() call), kept for reports.
-  std::source_location site;
+  SpawnSite site{"", 0};
   // run() calls the callable once. Exceptions leave it; the fiber decides.
   virtual void run() = 0;
   // move_to() move-constructs this body at `mem` (size() bytes, align() aligned).
