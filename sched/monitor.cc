@@ -345,10 +345,10 @@ bool Monitor::check(unsigned index, Watch& w, int64_t now) {
   }
   s.request_poll();
   if (threshold_ns_ > 0 && ran >= w.next_report_ns && !w.stalled && thread_state(s.tid()) == 'R' &&
-      cpu_ns(s.cpu_clock()) - w.cpu_since_ns < ran / 2) {
-    // Running, yet it got less than half of the time on a CPU: the kernel
-    // gave its CPU to others (a loaded machine), which is no fault of the
-    // fiber's. Looked at again next tick.
+      cpu_ns(s.cpu_clock()) - w.cpu_since_ns < threshold_ns_) {
+    // Running, yet it has had less than the threshold on a CPU: the kernel
+    // gave the CPU to others meanwhile (a loaded machine), which is no fault
+    // of the fiber's. A stall of a running thread is counted in CPU time.
   } else if (threshold_ns_ > 0 && ran >= w.next_report_ns) {
     const bool first = !w.stalled;
     w.stalled = true;

@@ -94,7 +94,9 @@ void stats(const Request&, ResponseWriter& w) {
   for (const SchedulerStats& s : fiber::stats()) {
     absl::StrAppend(&out, first ? "" : ",", "{\"index\":", s.index,
                     ",\"fibers_alive\":", s.fibers_alive, ",\"fibers_spawned\":", s.fibers_spawned,
-                    ",\"io_ops\":", s.io_ops, ",\"context_switches\":", s.context_switches, "}");
+                    ",\"io_ops\":", s.io_ops, ",\"context_switches\":", s.context_switches,
+                    ",\"stalls\":", s.stalls, ",\"longest_stall_ns\":", s.longest_stall_ns,
+                    ",\"slice_yields\":", s.slice_yields, "}");
     first = false;
   }
   out.append("]}\n");

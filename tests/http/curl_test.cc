@@ -116,7 +116,8 @@ TEST_P(HttpCurlTest, StatsReportsEveryScheduler) {
         EXPECT_NE(r.output.find("\"driver\":\"" + driver + "\""), std::string::npos) << r.output;
         EXPECT_NE(r.output.find("{\"index\":0,"), std::string::npos) << r.output;
         EXPECT_NE(r.output.find("{\"index\":1,"), std::string::npos) << r.output;
-        for (const char* k : {"fibers_alive", "fibers_spawned", "io_ops", "context_switches"}) {
+        for (const char* k : {"fibers_alive", "fibers_spawned", "io_ops", "context_switches",
+                              "stalls", "longest_stall_ns", "slice_yields"}) {
           EXPECT_NE(r.output.find(k), std::string::npos) << k;
         }
       },
