@@ -483,10 +483,12 @@ Result<Address> Server::listen(const Address& at) {
   for (unsigned i = 0; i < n; ++i) cores_.push_back(std::make_unique<CoreState>());
   ListenOptions shared;
   shared.reuse_port = true;
+  int group_fd = -1;
   for (unsigned i = 0; i < n; ++i) {
     auto err = spawn_on(i, [&, i] {
                  auto ln = TcpListener::bind(bound, shared);
                  if (!ln) return ln.error();
+                 if (i == 0) group_fd = ln->fd();
                  cores_[i]->listener = std::move(*ln);
                  return std::error_code();
                }).join();
@@ -495,6 +497,24 @@ Result<Address> Server::listen(const Address& at) {
       cores_.clear();
       return err;
     }
+  }
+  if (options_.steer_from_stuck_cores && n > 1) {
+    // Listener i joined the SO_REUSEPORT group i-th, so i is its position.
+    group_fd_ = group_fd;
+    unresponsive_.assign(n, false);
+    steer_ = std::make_unique<HealthWatch>([this](unsigned core, bool responsive) {
+      if (core >= unresponsive_.size()) return;
+      unresponsive_[core] = !responsive;
+      std::vector<unsigned> targets;
+      for (unsigned i = 0; i < unresponsive_.size(); ++i) {
+        if (!unresponsive_[i]) targets.push_back(i);
+      }
+      // None answering: keep the steering as it is, since nothing is better.
+      // All answering: the kernel's own choice again.
+      if (targets.empty()) return;
+      if (targets.size() == unresponsive_.size()) targets.clear();
+      (void)TcpListener::steer_group(group_fd_, targets);
+    });
   }
   return bound;
 }
@@ -566,6 +586,7 @@ void Server::connection_ended() {
 void Server::shutdown(std::chrono::nanoseconds grace) {
   if (shut_down_) return;
   shut_down_ = true;
+  steer_.reset();  // before a listener closes
   if (!started_) {
     for (unsigned i = 0; i < cores_.size(); ++i) {
       spawn_on(i, [&, i] { cores_[i]->listener.close(); }).join();

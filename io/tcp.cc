@@ -1,5 +1,6 @@
 #include "fiber/tcp.h"
 
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -61,6 +62,33 @@ Result<TcpListener> TcpListener::bind(const Address& at, const ListenOptions& op
   Result<void> r = detail::listen_fd(*fd, at.data(), at.size(), options.backlog);
   if (!r) return r.error();
   return l;
+}
+
+Result<void> TcpListener::steer_group(int listener_fd, std::span<const unsigned> targets) {
+  if (listener_fd < 0) return std::errc::bad_file_descriptor;
+  if (targets.size() > 2000) return std::errc::invalid_argument;
+  std::vector<sock_filter> prog;
+  if (targets.empty()) {
+    // An index past the group's end makes the kernel fall back to its hash.
+    prog.push_back(BPF_STMT(BPF_RET | BPF_K, 0xffffffffu));
+  } else {
+    // A = random % n; then return targets[A] through a chain of comparisons
+    // (classic BPF has no indexed load from a table).
+    const auto n = static_cast<uint32_t>(targets.size());
+    prog.push_back(
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, static_cast<uint32_t>(SKF_AD_OFF + SKF_AD_RANDOM)));
+    prog.push_back(BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, n));
+    for (uint32_t i = 0; i + 1 < n; ++i) {
+      prog.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, i, 0, 1));
+      prog.push_back(BPF_STMT(BPF_RET | BPF_K, targets[i]));
+    }
+    prog.push_back(BPF_STMT(BPF_RET | BPF_K, targets[n - 1]));
+  }
+  sock_fprog fprog{static_cast<unsigned short>(prog.size()), prog.data()};
+  if (setsockopt(listener_fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fprog, sizeof fprog) != 0) {
+    return detail::errno_error();
+  }
+  return {};
 }
 
 Result<TcpStream> TcpListener::accept(Address* peer) {

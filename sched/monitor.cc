@@ -281,6 +281,8 @@ Monitor::~Monitor() { stop(); }
 
 void Monitor::start() {
   watches_.assign(runtime_.size(), Watch{});
+  responsive_ = std::make_unique<std::atomic<bool>[]>(runtime_.size());
+  for (unsigned i = 0; i < runtime_.size(); ++i) responsive_[i].store(true);
   thread_ = std::thread([this] { main(); });
 }
 
@@ -329,6 +331,7 @@ bool Monitor::check(unsigned index, Watch& w, int64_t now) {
   const bool asleep = s.asleep();
   if (asleep || activity != w.activity) {
     if (w.stalled) report_end(index, w, now - w.since_ns);
+    if (w.unresponsive) set_responsive(index, true);
     w = Watch{};
     w.activity = activity;
     w.since_ns = now;
@@ -339,6 +342,11 @@ bool Monitor::check(unsigned index, Watch& w, int64_t now) {
   }
   // The same fiber (or the loop) has run since `since_ns`, at least.
   const int64_t ran = now - w.since_ns;
+  if (!w.unresponsive &&
+      ran >= std::chrono::duration_cast<std::chrono::nanoseconds>(kUnresponsiveAfter).count()) {
+    w.unresponsive = true;
+    set_responsive(index, false);
+  }
   if (slice_ns_ > 0 && ran >= slice_ns_ && !w.slice_asked) {
     w.slice_asked = true;
     s.request_yield();
@@ -505,6 +513,25 @@ void Monitor::report_end(unsigned index, const Watch& w, int64_t ran_ns) {
                   ms(ran_ns).c_str());
   }
   emit(line);
+}
+
+void Monitor::set_responsive(unsigned index, bool responsive) {
+  {
+    // The watches first: whoever sees the flag change sees what they did.
+    ThreadLock g(watch_mu_);
+    for (HealthWatch* w : health_watches_) w->notify(index, responsive);
+  }
+  responsive_[index].store(responsive, std::memory_order_release);
+}
+
+void Monitor::add_watch(HealthWatch* w) {
+  ThreadLock g(watch_mu_);
+  health_watches_.push_back(w);
+}
+
+void Monitor::remove_watch(HealthWatch* w) {
+  ThreadLock g(watch_mu_);
+  std::erase(health_watches_, w);
 }
 
 void Monitor::emit(const std::string& text) {

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "fiber/detail/park.h"
+#include "fiber/health.h"
 #include "fiber/internal/control_block.h"
 #include "runtime_impl.h"
 #include "sched/internal/scheduler.h"
@@ -378,5 +379,25 @@ const DriverInfo& driver_info() {
   if (lock.runtime() == nullptr) detail::throw_no_runtime("fiber::driver_info");
   return lock.driver();
 }
+
+bool scheduler_responsive(unsigned index) {
+  return detail::with_runtime("fiber::scheduler_responsive", [&](detail::Runtime& rt) {
+    if (index >= rt.size()) {
+      throw std::out_of_range("fiber::scheduler_responsive: scheduler index " +
+                              std::to_string(index) + " is out of range [0, " +
+                              std::to_string(rt.size()) + ")");
+    }
+    return rt.monitor().responsive(index);
+  });
+}
+
+HealthWatch::HealthWatch(Callback fn) : fn_(std::move(fn)) {
+  detail::Monitor* m =
+      detail::with_runtime("fiber::HealthWatch", [](detail::Runtime& rt) { return &rt.monitor(); });
+  monitor_ = m;
+  m->add_watch(this);
+}
+
+HealthWatch::~HealthWatch() { static_cast<detail::Monitor*>(monitor_)->remove_watch(this); }
 
 }  // namespace fiber

@@ -121,6 +121,7 @@ class Runtime {
   unsigned size() const { return static_cast<unsigned>(schedulers_.size()); }
   Scheduler& scheduler(unsigned i) { return *schedulers_[i]; }
   BlockingPool& pool() { return pool_; }
+  Monitor& monitor() { return monitor_; }
   const DriverInfo& driver() const { return driver_; }
   const Options& options() const { return options_; }
   const PollerFactory& poller_factory() const { return factory_; }

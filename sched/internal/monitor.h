@@ -20,12 +20,14 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "fiber/health.h"
 #include "sched/internal/thread_mutex.h"
 
 namespace fiber::detail {
@@ -64,6 +66,14 @@ class Monitor {
   // stop() ends the thread, reporting the end of a stall in progress.
   void stop();
 
+  // Health (fiber/health.h). responsive() from any thread; add_watch() and
+  // remove_watch() from any thread but the monitor's own.
+  bool responsive(unsigned index) const {
+    return responsive_ == nullptr || responsive_[index].load(std::memory_order_acquire);
+  }
+  void add_watch(HealthWatch* w);
+  void remove_watch(HealthWatch* w);
+
  private:
   // Watch is what the monitor knows of one scheduler.
   struct Watch {
@@ -72,8 +82,9 @@ class Monitor {
     int64_t cpu_since_ns = 0;    // the thread's CPU time then
     int64_t next_report_ns = 0;  // run time of the next report of this stall
     bool slice_asked = false;
-    bool stalled = false;   // a report of this stall went out
-    uint64_t fiber_id = 0;  // the stalled fiber, 0 for the loop itself
+    bool stalled = false;       // a report of this stall went out
+    bool unresponsive = false;  // fiber/health.h
+    uint64_t fiber_id = 0;      // the stalled fiber, 0 for the loop itself
   };
 
   void main();
@@ -84,6 +95,7 @@ class Monitor {
   // take_token() is the rate limit: 10 reports at once, then one per 6 s.
   bool take_token(int64_t now);
   void emit(const std::string& text);
+  void set_responsive(unsigned index, bool responsive);
 
   Runtime& runtime_;
   const int64_t threshold_ns_;
@@ -92,6 +104,10 @@ class Monitor {
   double tokens_ = 10;
   int64_t tokens_at_ns_ = 0;
   uint64_t suppressed_ = 0;
+
+  std::unique_ptr<std::atomic<bool>[]> responsive_;  // set before the thread starts
+  ThreadMutex watch_mu_;                             // held while a watch is called
+  std::vector<HealthWatch*> health_watches_ ABSL_GUARDED_BY(watch_mu_);
 
   std::thread thread_;
   ThreadMutex mu_;

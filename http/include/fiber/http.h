@@ -37,6 +37,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fiber/health.h"
 #include "fiber/mutex.h"
 #include "fiber/net.h"
 #include "fiber/result.h"
@@ -131,6 +132,10 @@ struct ServerOptions {
   int64_t max_connections = 10000;
   // server_name, if not empty, is sent as the Server header.
   std::string server_name = "fiber";
+  // steer_from_stuck_cores: while a core is unresponsive (fiber/health.h: one
+  // fiber has held it for 10 ms), the kernel hands new connections to the
+  // other cores' listeners only (TcpListener::steer_group()).
+  bool steer_from_stuck_cores = true;
 };
 
 struct CoreState;
@@ -177,6 +182,13 @@ class Server {
   std::atomic<int64_t> open_{0};
   Mutex mu_;
   CondVar drained_;
+  // Steering (ServerOptions::steer_from_stuck_cores). The watch's callback
+  // runs on the runtime's monitor thread, one call at a time, and alone uses
+  // unresponsive_ and group_fd_ (core 0's listener) once listen() has set them;
+  // the watch goes before any listener closes.
+  std::unique_ptr<HealthWatch> steer_;
+  std::vector<bool> unresponsive_;
+  int group_fd_ = -1;
 };
 
 }  // namespace fiber::http

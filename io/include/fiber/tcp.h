@@ -24,6 +24,7 @@
 #pragma once
 
 #include <chrono>
+#include <span>
 #include <string_view>
 
 #include "fiber/address.h"
@@ -62,6 +63,20 @@ class TcpListener : public Socket {
   // accept() waits for a connection; std::errc::too_many_files_open when the fd
   // table is full (back off and retry). Fiber-only: parks the caller.
   Result<TcpStream> accept(Address* peer = nullptr);
+
+  // steer_group() chooses which sockets of this listener's SO_REUSEPORT group
+  // get the group's new connections: those at the positions `targets` (a
+  // socket's position is the order in which it joined the group), picked at
+  // random for each connection. Empty: the kernel's own choice, a hash of the
+  // addresses. Used to route connections away from a stuck core
+  // (fiber/health.h). A classic BPF program attached with
+  // SO_ATTACH_REUSEPORT_CBPF; at most 2000 targets. Any thread, while no other
+  // thread closes the listener.
+  Result<void> steer_group(std::span<const unsigned> targets) const {
+    return steer_group(fd(), targets);
+  }
+  // The same on the listening socket `listener_fd`.
+  static Result<void> steer_group(int listener_fd, std::span<const unsigned> targets);
 };
 
 }  // namespace fiber
