@@ -212,10 +212,13 @@ TEST_P(RuntimeTest, SleepersWakeInDeadlineOrder) {
   run(
       [&] {
         WaitGroup wg;
+        // One start for all: the deadlines, not the moments each fiber
+        // first runs (a loaded machine may delay those), set the order.
+        const auto start = std::chrono::steady_clock::now();
         for (int ms : {50, 10, 40, 20, 30}) {
           wg.add(1);
           go([&, ms] {
-            sleep_for(std::chrono::milliseconds(ms));
+            sleep_until(start + std::chrono::milliseconds(ms));
             order.push_back(ms);
             wg.done();
           });
