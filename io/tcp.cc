@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "driver/internal/io.h"
+#include "reuse_port.h"
 #include "socket_ops.h"
 
 namespace fiber {
@@ -56,11 +57,15 @@ Result<TcpListener> TcpListener::bind(const Address& at, const ListenOptions& op
   static_cast<Socket&>(l) = Socket(*fd);
   int one = 1;
   setsockopt(*fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (options.reuse_port && setsockopt(*fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
-    return detail::errno_error();
+  if (options.reuse_port) {
+    if (Result<void> free = detail::check_reuse_port(at); !free) return free.error();
+    if (setsockopt(*fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+      return detail::errno_error();
+    }
   }
   Result<void> r = detail::listen_fd(*fd, at.data(), at.size(), options.backlog);
   if (!r) return r.error();
+  if (options.reuse_port) detail::note_reuse_port(*fd);
   return l;
 }
 

@@ -42,16 +42,24 @@ class ContextState {
     }
   }
 
-  void cancel(std::error_code why);
+  // cancel() ends the context with `why` (and cause() `cause`, {}: `why`).
+  void cancel(std::error_code why, std::error_code cause = {});
   std::error_code err() {
     mu.lock();
     std::error_code e = err_;
     mu.unlock();
     return e;
   }
+  std::error_code cause() {
+    mu.lock();
+    std::error_code e = cause_;
+    mu.unlock();
+    return e;
+  }
   // adopt() registers a child; false (and the child is not kept) if this context
-  // already ended, with the reason in *why.
-  bool adopt(const std::shared_ptr<ContextState>& child, std::error_code* why);
+  // already ended, with the reason in *why and the cause in *cause.
+  bool adopt(const std::shared_ptr<ContextState>& child, std::error_code* why,
+             std::error_code* cause);
 
   const Chan<Done> done;
   const int64_t deadline_ns;   // now_ns() clock; -1: none
@@ -88,7 +96,8 @@ class ContextState {
  private:
   std::shared_ptr<ContextState> parent_;
   CancelHook* hooks_ ABSL_GUARDED_BY(mu) = nullptr;
-  std::error_code err_ ABSL_GUARDED_BY(mu);  // written once
+  std::error_code err_ ABSL_GUARDED_BY(mu);    // written once
+  std::error_code cause_ ABSL_GUARDED_BY(mu);  // written with err_
   std::vector<std::weak_ptr<ContextState>> children_ ABSL_GUARDED_BY(mu);
   size_t prune_at_ ABSL_GUARDED_BY(mu) = 16;
 };
@@ -104,7 +113,7 @@ class DeadlineTimer final : public TimerCore {
  private:
   void deliver_unlocked() override {
     if (std::shared_ptr<ContextState> s = ctx_.lock()) {
-      s->cancel(std::make_error_code(std::errc::timed_out));
+      s->cancel(ContextError::kDeadlineExceeded);
     }
   }
   std::weak_ptr<ContextState> ctx_;
@@ -112,10 +121,12 @@ class DeadlineTimer final : public TimerCore {
 
 }  // namespace
 
-bool ContextState::adopt(const std::shared_ptr<ContextState>& child, std::error_code* why) {
+bool ContextState::adopt(const std::shared_ptr<ContextState>& child, std::error_code* why,
+                         std::error_code* cause) {
   mu.lock();
   if (err_) {
     *why = err_;
+    *cause = cause_;
     mu.unlock();
     return false;
   }
@@ -128,7 +139,8 @@ bool ContextState::adopt(const std::shared_ptr<ContextState>& child, std::error_
   return true;
 }
 
-void ContextState::cancel(std::error_code why) {
+void ContextState::cancel(std::error_code why, std::error_code cause) {
+  if (!cause) cause = why;
   const std::thread::id me = std::this_thread::get_id();
   const uint64_t my_fiber = current_id();
   mu.lock();
@@ -137,6 +149,7 @@ void ContextState::cancel(std::error_code why) {
     return;
   }
   err_ = why;
+  cause_ = cause;
   std::vector<std::weak_ptr<ContextState>> children = std::move(children_);
   children_.clear();
   CancelHook* run = hooks_;
@@ -150,7 +163,7 @@ void ContextState::cancel(std::error_code why) {
 
   (void)done.close();
   for (auto& w : children) {
-    if (std::shared_ptr<ContextState> c = w.lock()) c->cancel(why);
+    if (std::shared_ptr<ContextState> c = w.lock()) c->cancel(why, cause);
   }
   while (CancelHook* h = run) {
     run = h->next_;  // read before kDone: then h may be gone
@@ -179,13 +192,15 @@ WithCancel derive_context(const ::fiber::Context& parent, int64_t deadline_ns) {
       s->timer->reset(left, 0);
     }
   }
-  std::error_code why;
-  if (p != nullptr && !p->adopt(s, &why)) {
-    s->cancel(why);
+  std::error_code why, cause;
+  if (p != nullptr && !p->adopt(s, &why, &cause)) {
+    s->cancel(why, cause);
   } else if (expired) {
-    s->cancel(std::make_error_code(std::errc::timed_out));
+    s->cancel(ContextError::kDeadlineExceeded);
   }
-  return WithCancel{Context(s), CancelFunc(s)};
+  WithCancel r{Context(s), CancelFunc(s)};
+  r.ctx.values_ = parent.values_;
+  return r;
 }
 
 }  // namespace detail
@@ -199,8 +214,19 @@ std::optional<TimePoint> Context::deadline() const {
   return TimePoint(std::chrono::nanoseconds(state_->deadline_ns));
 }
 
+std::error_code Context::cause() const { return state_ ? state_->cause() : std::error_code(); }
+
 void CancelFunc::operator()() const {
-  if (state_) state_->cancel(std::make_error_code(std::errc::operation_canceled));
+  if (state_) state_->cancel(ContextError::kCanceled);
+}
+
+void CancelCauseFunc::operator()(std::error_code cause) const {
+  if (state_) state_->cancel(ContextError::kCanceled, cause);
+}
+
+WithCancelCause with_cancel_cause(const Context& parent) {
+  WithCancel c = detail::derive_context(parent, -1);
+  return WithCancelCause{c.ctx, CancelCauseFunc(c.ctx.state_)};
 }
 
 CancelHook::CancelHook(const Context& ctx, absl::AnyInvocable<void()> f)

@@ -104,8 +104,10 @@ class Socket {
 struct ListenOptions {
   int backlog = 1024;
   // reuse_port sets SO_REUSEPORT, so that each core can have its own listener on
-  // one port. Off by default: with it, a port another process of the same user
-  // listens on is shared instead of being reported as address_in_use.
+  // one port. The first such listener of this process on a port checks that no
+  // other socket listens there (another process would silently share the port)
+  // and fails with address_in_use if one does; the next ones of this process
+  // join it.
   bool reuse_port = false;
 };
 

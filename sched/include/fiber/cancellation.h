@@ -4,9 +4,13 @@
 // function is called, its deadline passes or its parent ends, whichever is first.
 //
 // done() is a channel that is closed when the context ends: receive from it, or
-// put on_recv(ctx.done()) in a select. err() then says why:
-// std::errc::operation_canceled (cancelled) or std::errc::timed_out (deadline).
-// Channel send/recv and sleep_for take a Context to give up early.
+// put on_recv(ctx.done()) in a select. err() then says why: a ContextError,
+// kCanceled or kDeadlineExceeded, whose messages are Go's ("context canceled",
+// "context deadline exceeded") and which compare equal to
+// std::errc::operation_canceled and std::errc::timed_out. cause() says what
+// with_cancel_cause()'s cancel was given. with_value() attaches a value that
+// the context and its descendants carry (Go's WithValue, keyed by a typed
+// ContextKey). Channel send/recv and sleep_for take a Context to give up early.
 //
 // CancelHook runs a callback once when a context ends (Go's context.AfterFunc),
 // for code that cannot park on done(), such as cancelling an in-flight I/O
@@ -29,6 +33,7 @@
 #pragma once
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -45,11 +50,45 @@
 
 namespace fiber {
 
+// ContextError is why a context ended. Its codes are errno values and compare
+// equal to std::errc::operation_canceled and std::errc::timed_out; their
+// messages are Go's.
+enum class ContextError { kCanceled = ECANCELED, kDeadlineExceeded = ETIMEDOUT };
+// context_category() is ContextError's category ("fiber.context").
+const std::error_category& context_category();
+inline std::error_code make_error_code(ContextError e) {
+  return {static_cast<int>(e), context_category()};
+}
+
+}  // namespace fiber
+
+template <>
+struct std::is_error_code_enum<fiber::ContextError> : std::true_type {};
+
+namespace fiber {
+
 class Context;
 struct WithCancel;
+struct WithCancelCause;
+
+// ContextKey<T> names a value of type T carried by contexts; keys compare by
+// address, so define each once (`inline const fiber::ContextKey<User> kUser;`).
+template <class T>
+class ContextKey {
+ public:
+  constexpr ContextKey() = default;
+  ContextKey(const ContextKey&) = delete;
+  ContextKey& operator=(const ContextKey&) = delete;
+};
 
 namespace detail {
 class ContextState;
+// ContextValue is one with_value() link; immutable once made.
+struct ContextValue {
+  const void* key;
+  std::shared_ptr<const void> value;
+  std::shared_ptr<const ContextValue> parent;
+};
 // derive_context() makes a child of `parent` with an absolute deadline (now_ns()
 // clock; negative: none).
 WithCancel derive_context(const ::fiber::Context& parent, int64_t deadline_ns);
@@ -71,12 +110,31 @@ class Context {
   std::error_code err() const;
   // deadline() is when the context times out, if it has a deadline. Thread-safe.
   std::optional<TimePoint> deadline() const;
+  // cause() is {} while the context is live; then the cause given to the cancel
+  // of with_cancel_cause() (of this context or the ancestor that ended it), else
+  // err(). Thread-safe.
+  std::error_code cause() const;
+
+  // value() is the value that with_value() attached under `key` to this context
+  // or its nearest ancestor, or nullptr. It lives as long as the contexts that
+  // carry it. Thread-safe.
+  template <class T>
+  const T* value(const ContextKey<T>& key) const {
+    for (const detail::ContextValue* v = values_.get(); v != nullptr; v = v->parent.get()) {
+      if (v->key == &key) return static_cast<const T*>(v->value.get());
+    }
+    return nullptr;
+  }
 
  private:
   friend class CancelHook;
   friend WithCancel detail::derive_context(const ::fiber::Context&, int64_t);
+  friend WithCancelCause with_cancel_cause(const Context& parent);
+  template <class T, class V>
+  friend Context with_value(const Context& parent, const ContextKey<T>& key, V&& v);
   explicit Context(std::shared_ptr<detail::ContextState> s) : state_(std::move(s)) {}
   std::shared_ptr<detail::ContextState> state_;
+  std::shared_ptr<const detail::ContextValue> values_;  // nullptr: no values
 };
 
 // background() is the root context: never cancelled.
@@ -105,6 +163,40 @@ struct WithCancel {
 // with_cancel() derives a context that ends when `cancel` is called or the parent
 // ends. Thread-safe.
 inline WithCancel with_cancel(const Context& parent) { return detail::derive_context(parent, -1); }
+
+// CancelCauseFunc is CancelFunc with a cause: cancel(cause) ends the context with
+// err() kCanceled and cause() `cause` ({}: kCanceled). Only the first call, or
+// the parent ending first, counts. Thread-safe.
+class CancelCauseFunc {
+ public:
+  CancelCauseFunc() = default;
+  void operator()(std::error_code cause) const;
+
+ private:
+  friend WithCancelCause with_cancel_cause(const Context& parent);
+  explicit CancelCauseFunc(std::shared_ptr<detail::ContextState> s) : state_(std::move(s)) {}
+  std::shared_ptr<detail::ContextState> state_;
+};
+
+struct WithCancelCause {
+  Context ctx;
+  CancelCauseFunc cancel;
+};
+
+// with_cancel_cause() is with_cancel() whose cancel takes a cause (Go's
+// WithCancelCause), which ctx.cause() returns. Thread-safe.
+WithCancelCause with_cancel_cause(const Context& parent);
+
+// with_value() derives a context that carries `v` under `key` (and every value of
+// the parent); it ends with the parent. Keep values small and immutable: they are
+// shared by every descendant, on any core. Thread-safe.
+template <class T, class V>
+Context with_value(const Context& parent, const ContextKey<T>& key, V&& v) {
+  Context c = parent;
+  c.values_ = std::make_shared<const detail::ContextValue>(
+      detail::ContextValue{&key, std::make_shared<const T>(std::forward<V>(v)), parent.values_});
+  return c;
+}
 
 // with_deadline() derives a context that also ends at `deadline` with timed_out (at
 // once if it has passed). The deadline is the earlier of `deadline` and the

@@ -23,9 +23,9 @@
 // and may be called from any runtime thread.
 //
 // Example:
-//   auto ch = *fiber::Chan<int>::make(16);         // buffered, capacity 16
+//   fiber::Chan<int> ch(16);                       // buffered, capacity 16
 //   fiber::go_on(1, [ch] () mutable {
-//     for (int i = 0; i < 100; ++i) (void)ch.send(i);
+//     for (int i = 0; i < 100; ++i) ch.send(i);
 //     ch.close();
 //   });
 //   while (std::optional<int> v = ch.recv()) use(*v);  // ends once closed and drained
@@ -36,6 +36,7 @@
 #include <cstdint>
 #include <new>
 #include <optional>
+#include <stdexcept>
 #include <system_error>
 #include <type_traits>
 #include <utility>
@@ -86,14 +87,22 @@ class Chan {
   static std::optional<Chan> make(int64_t capacity = 0) {
     detail::ChanCore* core = detail::ChanCore::create(capacity, &detail::kElemOps<T>);
     if (core == nullptr) return std::nullopt;
-    return Chan(core);
+    return Chan(core, kAdopt);
+  }
+  // Chan(capacity) is make(capacity) for a capacity the program chose, which
+  // reads like Go's make(chan T, n): throws std::invalid_argument where make()
+  // returns std::nullopt. Use make() for a capacity that comes from input.
+  explicit Chan(int64_t capacity)
+      : core_(detail::ChanCore::create(capacity, &detail::kElemOps<T>)) {
+    if (core_ == nullptr) throw std::invalid_argument("fiber::Chan: bad capacity");
   }
 
   // send() moves `v` into the channel, parking while it is full (unbuffered: until
   // a receiver takes it). Returns {} on success, std::errc::broken_pipe if the
   // channel is or becomes closed (v is then dropped), std::errc::invalid_argument
-  // on a nil channel. Fiber-only: parks the caller.
-  [[nodiscard]] std::error_code send(T v) const {
+  // on a nil channel. Not [[nodiscard]]: on a channel that is never closed while
+  // senders remain (the usual shape) it cannot fail. Fiber-only: parks the caller.
+  std::error_code send(T v) const {
     if (core_ == nullptr) return std::make_error_code(std::errc::invalid_argument);
     return code(core_->send(&v));
   }
@@ -159,7 +168,8 @@ class Chan {
   detail::ChanCore* core() const { return core_; }
 
  private:
-  explicit Chan(detail::ChanCore* core) : core_(core) {}
+  enum AdoptTag { kAdopt };
+  Chan(detail::ChanCore* core, AdoptTag) : core_(core) {}
 
   // Slot is raw storage a waker constructs a T into.
   struct Slot {

@@ -12,7 +12,7 @@
 // objects' calls are thread-safe. A Timer or Ticker stops when destroyed.
 //
 // Example:
-//   fiber::Ticker tick = *fiber::Ticker::make(std::chrono::milliseconds(100));
+//   fiber::Ticker tick(std::chrono::milliseconds(100));
 //   fiber::Timer done(std::chrono::seconds(1));
 //   for (bool more = true; more;) {
 //     fiber::select(fiber::on_recv(tick.chan(), [](auto) { poll(); }),
@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <stdexcept>
 #include <system_error>
 #include <utility>
 
@@ -96,6 +97,10 @@ class Ticker : private Timer {
     if (ns <= 0) return std::nullopt;
     return Ticker(ns);
   }
+  // Ticker(period) is make(period) for a period the program chose: throws
+  // std::invalid_argument where make() returns std::nullopt.
+  template <class Rep, class Period>
+  explicit Ticker(const std::chrono::duration<Rep, Period>& period) : Ticker(checked(period)) {}
   Ticker(Ticker&&) noexcept = default;
   Ticker& operator=(Ticker&&) noexcept = default;
 
@@ -114,6 +119,12 @@ class Ticker : private Timer {
 
  private:
   explicit Ticker(int64_t ns) : Timer(ns, ns) {}
+  template <class Rep, class Period>
+  static int64_t checked(const std::chrono::duration<Rep, Period>& period) {
+    int64_t ns = detail::to_ns(period);
+    if (ns <= 0) throw std::invalid_argument("fiber::Ticker: period must be positive");
+    return ns;
+  }
 };
 
 }  // namespace fiber
