@@ -1,6 +1,8 @@
 # Installs the runtime (fiber::fiber: the library, its public headers, a CMake
 # package and fiber.pc) and, when built, the HTTP library as the component
-# `http` (fiber::http, its headers and fiber-http.pc). Internal and testing
+# `http` (fiber::http, its headers and fiber-http.pc), and the libc hooks as
+# the component `hook` (fiber::hook, fiber::hook_static, fiber/hook.h,
+# fiber-hook.pc, fiber-hook-static.pc). Internal and testing
 # headers (<layer>/internal, <layer>/testing) are never installed.
 #
 #   cmake --install build/install --prefix P                  # everything built
@@ -25,6 +27,16 @@ if(TARGET fiber_http)
     DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/fiber COMPONENT http)
 endif()
 
+if(TARGET fiber_hook)
+  install(TARGETS fiber_hook fiber_hook_archive fiber_hook_static EXPORT fiberHookTargets
+    LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT hook
+    ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT hook)
+  install(FILES ${PROJECT_SOURCE_DIR}/hook/include/fiber/hook.h
+          DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/fiber COMPONENT hook)
+  install(EXPORT fiberHookTargets NAMESPACE fiber::
+    DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/fiber COMPONENT hook)
+endif()
+
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/fiberConfig.cmake.in
   ${PROJECT_BINARY_DIR}/fiberConfig.cmake
   INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/fiber)
@@ -43,6 +55,14 @@ file(RELATIVE_PATH FIBER_PC_UP /prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig /prefix
 configure_file(${PROJECT_SOURCE_DIR}/cmake/fiber.pc.in ${PROJECT_BINARY_DIR}/fiber.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/fiber.pc
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT runtime)
+if(TARGET fiber_hook)
+  list(JOIN FIBER_HOOK_WRAP_OPTIONS " " FIBER_HOOK_WRAP_PC)
+  foreach(pc fiber-hook fiber-hook-static)
+    configure_file(${PROJECT_SOURCE_DIR}/cmake/${pc}.pc.in ${PROJECT_BINARY_DIR}/${pc}.pc @ONLY)
+    install(FILES ${PROJECT_BINARY_DIR}/${pc}.pc
+      DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT hook)
+  endforeach()
+endif()
 if(TARGET fiber_http)
   configure_file(${PROJECT_SOURCE_DIR}/cmake/fiber-http.pc.in ${PROJECT_BINARY_DIR}/fiber-http.pc @ONLY)
   install(FILES ${PROJECT_BINARY_DIR}/fiber-http.pc

@@ -195,13 +195,20 @@ void io_unfail(IoHandle& h) {
 }
 
 void io_close(IoHandle& h) {
+  const int fd = h.fd;
+  // The fd must stay open until every op on it returned, else its number
+  // could be reused under a stale op: detach first.
+  io_detach(h);
+  if (fd >= 0) ::close(fd);
+}
+
+void io_detach(IoHandle& h) {
   auto* owner = static_cast<Scheduler*>(h.owner);
   if (owner != nullptr && t_scheduler != nullptr && t_scheduler != owner &&
       t_current_fiber != nullptr) {
-    // Another core: the op list and the ring or epoll set are the owner's, and
-    // the fd must stay open until every op on it returned (else its number could
-    // be reused under a stale op). So the close runs there; wait for it.
-    spawn_on(owner->index(), [&h] { io_close(h); }).join();
+    // Another core: the op list and the ring or epoll set are the owner's, so
+    // the detach runs there; wait for it.
+    spawn_on(owner->index(), [&h] { io_detach(h); }).join();
     return;
   }
   // The owner core. Cancels posted from elsewhere run here; let them.
@@ -217,7 +224,6 @@ void io_close(IoHandle& h) {
     }
   }
   if (t_scheduler != nullptr) io_poller().forget(h);
-  ::close(h.fd);
   h.fd = -1;
 }
 

@@ -1,5 +1,6 @@
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -87,7 +88,9 @@ size_t format_u64(char* buf, unsigned long long v) {
 
 void write_all(const char* s, size_t n) {
   while (n > 0) {
-    ssize_t w = ::write(STDERR_FILENO, s, n);
+    // A raw syscall: write() may be the libc hook's (hook/), which must never
+    // run in a signal handler.
+    auto w = static_cast<ssize_t>(::syscall(SYS_write, STDERR_FILENO, s, n));
     if (w <= 0) return;
     s += w;
     n -= static_cast<size_t>(w);

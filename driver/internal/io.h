@@ -203,4 +203,10 @@ void io_unfail(IoHandle& h);
 // core it runs on the owner's core and parks the caller until it is done.
 void io_close(IoHandle& h);
 
+// io_detach() is io_close() without closing the fd: the ops in flight are
+// cancelled and waited for, the driver forgets the fd, and `h` no longer
+// refers to it (h.fd = -1). For a handle over an fd that someone else owns
+// (the libc hooks' handles).
+void io_detach(IoHandle& h);
+
 }  // namespace fiber::detail
