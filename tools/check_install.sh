@@ -3,7 +3,9 @@
 # scratch folder, given at install time): configures with the library's own
 # dependencies only, builds, installs with --prefix, then builds two programs
 # against the package with find_package(fiber COMPONENTS http) and two with
-# pkg-config (fiber, fiber-http). Each must run and print 42. A user's -std=c++23
+# pkg-config (fiber, fiber-http). Each must run and print 42. The libc hooks
+# are built both ways too (fiber::hook, fiber::hook_static, fiber-hook,
+# fiber-hook-static, and LD_PRELOAD), each run on both drivers. A user's -std=c++23
 # must stand (the package states C++20 as a minimum, it does not force it).
 #
 # Both routes must put -fstack-clash-protection on the user's compile line, and
@@ -74,6 +76,28 @@ g++ -std=c++20 tests/install/http_main.cc -o "$scratch/uses_fiber_http_pc" $(pkg
 g++ -std=c++20 tests/install/overflow_main.cc -o "$scratch/overflows_pc" $(pkg-config --cflags --libs fiber)
 expect_overflow_report "pkg-config build" "$scratch/overflows_pc"
 
+# The libc hooks: each program must see its read park the fiber (exit 0), on
+# both drivers (epoll forced; io_uring where the kernel allows it: 77 skips).
+run_hook() {  # run_hook WHAT BINARY
+  local status
+  for driver in epoll io_uring; do
+    status=0
+    FIBER_DRIVER=$driver timeout 30 "$2" >"$scratch/hook_out" 2>&1 || status=$?
+    [ "$status" = 0 ] || { [ "$driver" = io_uring ] && [ "$status" = 77 ]; } ||
+      fail "$1 on $driver: status $status: $(cat "$scratch/hook_out")"
+  done
+}
+run_hook "find_package fiber::hook" "$scratch/app/uses_fiber_hook"
+run_hook "find_package fiber::hook_static" "$scratch/app/uses_fiber_hook_static"
+g++ -std=c++20 tests/hook/link_main.cc -o "$scratch/uses_hook_pc" $(pkg-config --cflags --libs fiber-hook)
+run_hook "pkg-config fiber-hook" "$scratch/uses_hook_pc"
+g++ -std=c++20 tests/hook/link_main.cc -o "$scratch/uses_hook_static_pc" \
+  $(pkg-config --cflags --libs fiber-hook-static)
+run_hook "pkg-config fiber-hook-static" "$scratch/uses_hook_static_pc"
+g++ -std=c++20 tests/hook/link_main.cc -o "$scratch/uses_fiber_plain" $(pkg-config --cflags --libs fiber)
+LD_PRELOAD="$(pkg-config --variable=libdir fiber-hook)/libfiber_hook.so" \
+  run_hook "LD_PRELOAD libfiber_hook.so" "$scratch/uses_fiber_plain"
+
 # The control: the same program without the flag.
 g++ -std=c++20 tests/install/overflow_main.cc -o "$scratch/overflows_unprotected" \
   $(pkg-config --cflags --libs fiber) -fno-stack-clash-protection
@@ -89,6 +113,6 @@ case $status in
   *) unprotected="exit status $status" ;;
 esac
 
-echo "install check: installed with --prefix; find_package and pkg-config both work, runtime and http"
+echo "install check: installed with --prefix; find_package and pkg-config both work, runtime, http and hook (shared, static, LD_PRELOAD)"
 echo "install check: with -fstack-clash-protection from both, a 64 KiB frame on a 16 KiB stack gets the overflow report"
 echo "install check: without it (control): $unprotected (status $status)"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Proves that the build enforces the layers (README.md, "Layout"): the scheduler
 # layer builds as it is, and fails to build with a deliberate violation of each
-# kind, an include of a layer above it and a call into a layer above it.
+# kind, an include of a layer above it and a call into a layer above it. The
+# libc hooks (hook/) must link with nothing of the runtime at all.
 # Usage: tools/ci/layers.sh [build-dir] (default build/layers); about a minute.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,6 +19,10 @@ build() {  # build <probe> <target>: configure with the probe, build the target
 build "" fiber_sched_layer_check ||
   { cat "$log"; echo "layers: the tree as it is does not build" >&2; exit 1; }
 echo "layers: the scheduler layer builds and links alone"
+
+build "" fiber_hook_objects_layer_check ||
+  { cat "$log"; echo "layers: the hook library takes a symbol of the runtime by name" >&2; exit 1; }
+echo "layers: the hook library links alone, taking nothing of the runtime by name"
 
 if build include fiber_sched; then
   echo "layers: FAIL: sched compiled an include of driver/internal/io.h" >&2; exit 1
