@@ -45,6 +45,17 @@ struct FdEntry {
   std::atomic<int64_t> snd_timeout_ns{0};
   detail::SpinLock lock;
   Handle* handle ABSL_GUARDED_BY(lock) = nullptr;
+
+  // take_handle() takes the handle away (nullptr when there is none) and
+  // bumps the generation: the waits on it see the fd closed. Thread-safe.
+  Handle* take_handle() {
+    lock.lock();
+    Handle* h = handle;
+    handle = nullptr;
+    gen.fetch_add(1, std::memory_order_acq_rel);
+    lock.unlock();
+    return h;
+  }
 };
 
 class FdTable {

@@ -32,7 +32,6 @@
 #include <atomic>
 #include <climits>
 #include <cstdint>
-#include <mutex>
 #include <vector>
 
 #include "driver/internal/hook_api.h"
@@ -138,13 +137,7 @@ uint32_t classify(FdEntry& e, int fd) {
 // detach() takes `e`'s handle away: every wait on it returns (EBADF, as the
 // generation moved), then the driver lets go of it.
 void detach(FdEntry& e) {
-  Handle* h;
-  {
-    std::lock_guard<detail::SpinLock> lock(e.lock);
-    h = e.handle;
-    e.handle = nullptr;
-    e.gen.fetch_add(1, std::memory_order_acq_rel);
-  }
+  Handle* h = e.take_handle();
   if (h == nullptr) return;
   const HookRuntime* rt = g_runtime.load(std::memory_order_acquire);
   rt->fail(h->io);
@@ -206,17 +199,18 @@ void flip(FdEntry& e, int fd) {
 // (generation `gen` moved), another -errno when the driver cannot wait on it.
 int wait_fd(const HookRuntime* rt, FdEntry& e, int fd, int events, int64_t deadline_ns,
             uint32_t gen) {
-  Handle* h;
-  {
-    std::lock_guard<detail::SpinLock> lock(e.lock);
-    if (e.gen.load(std::memory_order_relaxed) != gen) return -EBADF;
-    h = e.handle;
-    if (h == nullptr) {
-      h = new Handle{rt->handle_new(fd)};
-      e.handle = h;
-    }
-    h->users.fetch_add(1, std::memory_order_relaxed);
+  e.lock.lock();
+  if (e.gen.load(std::memory_order_relaxed) != gen) {
+    e.lock.unlock();
+    return -EBADF;
   }
+  Handle* h = e.handle;
+  if (h == nullptr) {
+    h = new Handle{rt->handle_new(fd)};
+    e.handle = h;
+  }
+  h->users.fetch_add(1, std::memory_order_relaxed);
+  e.lock.unlock();
   int32_t r = rt->wait(h->io, events, deadline_ns);
   h->users.fetch_sub(1, std::memory_order_release);
   if (e.gen.load(std::memory_order_acquire) != gen) return -EBADF;
@@ -657,13 +651,7 @@ const detail::HookClient kClient{
           if (rt == nullptr) return;
           // The runtime has stopped: its handles go without a word to the driver.
           g_table.for_each([rt](FdEntry& e) {
-            Handle* h;
-            {
-              std::lock_guard<detail::SpinLock> lock(e.lock);
-              h = e.handle;
-              e.handle = nullptr;
-              if (h != nullptr) e.gen.fetch_add(1, std::memory_order_relaxed);
-            }
+            Handle* h = e.take_handle();
             if (h == nullptr) return;
             rt->drop(h->io);
             delete h;

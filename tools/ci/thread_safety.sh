@@ -36,7 +36,7 @@ skip=(sched/chan.cc driver/testing/fault_poller.cc)
 # private headers. The layering itself is tools/ci/layers.sh's to check.
 flags=(-std=c++20 -fsyntax-only -Wthread-safety -Werror=thread-safety
        -DFIBER_FAULT_INJECTION=1 -DFIBER_RANDOM_SCHEDULING=1 -DFIBER_TEST_HOOKS
-       -I. -Ifiber/include -Isched/include -Iio/include)
+       -I. -Ifiber/include -Isched/include -Iio/include -Ihook/include)
 
 probe=$(mktemp --suffix=.cc)
 log=$(mktemp)
@@ -58,7 +58,7 @@ echo "thread_safety: the analysis is on (a guarded field read unlocked does not 
 
 failed=0
 checked=0
-for tu in fiber/*.cc sched/*.cc sched/testing/*.cc driver/*.cc driver/testing/*.cc io/*.cc; do
+for tu in fiber/*.cc sched/*.cc sched/testing/*.cc driver/*.cc driver/testing/*.cc io/*.cc hook/*.cc; do
   [[ " ${skip[*]} " == *" $tu "* ]] && continue
   if ! "$cxx" "${flags[@]}" -I"${tu%%/*}" "$tu"; then
     echo "thread_safety: FAIL: $tu" >&2
