@@ -40,6 +40,12 @@ struct FdEntry {
   // Bumped by every close (and reuse) of the number: a wait that sees it move
   // returns EBADF, so a reused number never gets the old operation.
   std::atomic<uint32_t> gen{0};
+  // The open file a hooked call made (st_dev, st_ino), for kManaged: before
+  // it changes the file, the hook checks that the fd still holds it (the fd
+  // may have been closed where no hook saw it, e.g. inside libc, and its
+  // number reused by a file the hooks did not make).
+  std::atomic<uint64_t> dev{0};
+  std::atomic<uint64_t> ino{0};
   // SO_RCVTIMEO, SO_SNDTIMEO in ns (0: none).
   std::atomic<int64_t> rcv_timeout_ns{0};
   std::atomic<int64_t> snd_timeout_ns{0};

@@ -169,8 +169,12 @@ void made(int fd, uint32_t bits) {
   if (fd < 0) return;
   forget(fd);  // an old fd of this number closed where no hook saw it
   if (!on()) return;
-  if (FdEntry* e = g_table.get(fd))
-    e->state.store(kKnown | kManaged | bits, std::memory_order_release);
+  FdEntry* e = g_table.get(fd);
+  struct stat sb;
+  if (e == nullptr || fstat(fd, &sb) != 0) return;
+  e->dev.store(sb.st_dev, std::memory_order_relaxed);
+  e->ino.store(sb.st_ino, std::memory_order_relaxed);
+  e->state.store(kKnown | kManaged | bits, std::memory_order_release);
 }
 
 // copied() records `to` as a duplicate of `from` (same open file).
@@ -180,18 +184,31 @@ void copied(int from, int to) {
   FdEntry* src = g_table.find(from);
   if (src == nullptr || !on()) return;
   if (FdEntry* e = g_table.get(to)) {
+    e->dev.store(src->dev.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    e->ino.store(src->ino.load(std::memory_order_relaxed), std::memory_order_relaxed);
     e->rcv_timeout_ns.store(src->rcv_timeout_ns.load(std::memory_order_relaxed));
     e->snd_timeout_ns.store(src->snd_timeout_ns.load(std::memory_order_relaxed));
     e->state.store(src->state.load(std::memory_order_acquire), std::memory_order_release);
   }
 }
 
-// flip() sets O_NONBLOCK kernel-side on a managed fd.
-void flip(FdEntry& e, int fd) {
+// flip() sets O_NONBLOCK kernel-side on a managed fd: true once set. False
+// when the fd no longer holds the file a hooked call made (it was closed
+// where no hook saw it and its number reused): the entry is then forgotten
+// as a file the hooks did not make, whose open file they never change.
+bool flip(FdEntry& e, int fd) {
+  struct stat sb;
+  if (fstat(fd, &sb) != 0) return false;
+  if (sb.st_dev != e.dev.load(std::memory_order_relaxed) ||
+      sb.st_ino != e.ino.load(std::memory_order_relaxed)) {
+    e.state.fetch_and(~(kManaged | kKnown | kUserNonblock), std::memory_order_acq_rel);
+    return false;
+  }
   int fl = real::fcntl(fd, F_GETFL);
-  if (fl < 0) return;
-  if (!(fl & O_NONBLOCK) && real::fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) return;
+  if (fl < 0) return false;
+  if (!(fl & O_NONBLOCK) && real::fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) return false;
   e.state.fetch_or(kFlipped, std::memory_order_acq_rel);
+  return true;
 }
 
 // wait_fd() parks until `fd` is ready for `events` (one of POLLIN, POLLOUT):
@@ -272,11 +289,10 @@ ssize_t blocking_call(int fd, int events, Try how, Call call) {
   int extra = 0;
   bool wait_first = false;
   if (st & kFlipped) {
+    // Non-blocking kernel-side already: every attempt is.
   } else if (how == Try::kFlags && (st & kKindMask) == kKindSocket) {
     extra = MSG_DONTWAIT;
-  } else if (st & kManaged) {
-    flip(*e, fd);
-  } else {
+  } else if (!(st & kManaged) || !flip(*e, fd)) {
     wait_first = true;
   }
   for (;;) {
@@ -457,7 +473,7 @@ int do_connect(int fd, const sockaddr* addr, socklen_t len) {
   // A socket the hooks did not make keeps its open file as it is: the core
   // blocks (README.md).
   if ((st & kUserNonblock) || !(st & kManaged)) return real::connect(fd, addr, len);
-  if (!(st & kFlipped)) flip(*e, fd);
+  if (!(st & kFlipped) && !flip(*e, fd)) return real::connect(fd, addr, len);
   const int64_t deadline = deadline_after(rt, e->snd_timeout_ns.load());
   int r = real::connect(fd, addr, len);
   // Unix sockets say EAGAIN while the listener's backlog is full: try again.
