@@ -220,7 +220,7 @@ void io_detach(IoHandle& h) {
     io_poller().cancel(h, UINT64_MAX);
     while (!h.ops.empty()) {
       h.closer = self;
-      park();
+      park(WaitReason::kIoClose, 0, h.fd);
     }
   }
   if (t_scheduler != nullptr) io_poller().forget(h);

@@ -38,7 +38,7 @@ void IoPoller::park_op(IoHandle& h, IoOp& op, int64_t deadline_ns) {
     };
     t_scheduler->add_timer(&timer);
   }
-  park();  // until complete()
+  park(WaitReason::kIo, deadline_ns, h.fd);  // until complete()
   if (deadline_ns > 0) t_scheduler->cancel_timer(&timer);
   unlink_op(h, &op);
 }

@@ -1,6 +1,7 @@
 #include "fiber/internal/context.h"
 
 #include <cxxabi.h>
+#include <unwind.h>
 
 namespace fiber::detail {
 
@@ -18,7 +19,54 @@ void trampoline(bctx::transfer_t t) {
   __builtin_trap();  // entry() ends with exit_context()
 }
 
+// An unwind request carried onto the target's stack.
+struct UnwindCall {
+  Context* from;
+  Context* target;
+  void** pcs;
+  int max;
+  int depth;
+  bool past_self;  // the frames up to unwind_on_top's own are skipped
+};
+
+_Unwind_Reason_Code collect_pc(struct _Unwind_Context* ctx, void* arg) {
+  auto* call = static_cast<UnwindCall*>(arg);
+  void* pc = reinterpret_cast<void*>(_Unwind_GetIP(ctx));
+  if (pc == nullptr) return _URC_END_OF_STACK;
+  if (!call->past_self) {
+    // _Unwind_Backtrace's first frame is unwind_on_top itself; its caller, as
+    // ontop_fcontext left the stack, is the target's switch point.
+    call->past_self = true;
+    return _URC_NO_REASON;
+  }
+  call->pcs[call->depth++] = pc;
+  return call->depth == call->max ? _URC_END_OF_STACK : _URC_NO_REASON;
+}
+
+// Runs on the target's stack, entered as if called where the target switched
+// out. Unwinds, switches back to `from`, and when the target is resumed later
+// (by an ordinary switch_context()) returns that switch's transfer as its own
+// result, which is what the target's suspended jump_fcontext then returns.
+[[gnu::noinline]] bctx::transfer_t unwind_on_top(bctx::transfer_t t) {
+  auto* call = static_cast<UnwindCall*>(t.data);
+  Context* target = call->target;
+  Context* from = call->from;
+  arrive(target, bctx::transfer_t{t.fctx, from}, /*first_entry=*/false);
+  _Unwind_Backtrace(&collect_pc, call);
+  before_switch(target, from, /*dying=*/false);
+  return bctx::jump_fcontext(from->fctx, target);
+}
+
 }  // namespace
+
+int unwind_suspended(Context* from, Context* target, void** pcs, int max) {
+  if (target->entry_ != nullptr || target->dead || max <= 0) return 0;
+  UnwindCall call{from, target, pcs, max, 0, false};
+  before_switch(from, target, /*dying=*/false);
+  bctx::transfer_t t = bctx::ontop_fcontext(target->fctx, &call, &unwind_on_top);
+  arrive(from, t, /*first_entry=*/false);
+  return call.depth;
+}
 
 void init_thread_context(Context* c) {
   c->eh_globals = abi::__cxa_get_globals();

@@ -19,6 +19,7 @@ struct BlockingPool::Worker {
   std::thread thread;
   Fiber* fiber = nullptr;  // the parked caller of the call running now
   bool lent = false;       // release() left the running call to this thread
+  pid_t tid = 0;           // set by the thread itself
 };
 
 struct BlockingPool::State {
@@ -83,6 +84,7 @@ void BlockingPool::worker_main(std::shared_ptr<State> state, Worker* self) {
   t_pool_state = &s;
   pthread_setname_np(pthread_self(), "fiber-blocking");
   ThreadLock lk(s.mu);
+  self->tid = static_cast<pid_t>(gettid());
   for (;;) {
     ++s.idle;
     s.work_cv.wait(lk.native(), [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
@@ -152,6 +154,14 @@ void BlockingPool::release() {
   for (auto& t : finished) t.join();
 }
 
+bool BlockingPool::idle(std::vector<pid_t>* tids) {
+  State& s = *state_;
+  ThreadLock g(s.mu);
+  if (!s.queue.empty() || s.running > 0) return false;
+  for (const Worker& w : s.workers) tids->push_back(w.tid);
+  return true;
+}
+
 size_t BlockingPool::threads() {
   ThreadLock g(state_->mu);
   return state_->workers.size();
@@ -176,7 +186,7 @@ void run_blocking(absl::FunctionRef<void()> work) {
   // parked until the runtime abandons it with the others, like a call dropped
   // from the queue.
   (void)t_runtime->pool().submit(&task);
-  park();
+  park(WaitReason::kBlocking);
 }
 
 }  // namespace fiber::detail

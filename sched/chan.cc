@@ -195,7 +195,7 @@ ChanStatus ChanCore::send(void* src) {
   w.elem = src;
   sendq_.push_back(&w);
   lock_.unlock();
-  t_scheduler->park();  // current_fiber() was checked on entry
+  t_scheduler->park(WaitReason::kChanSend);  // current_fiber() was checked on entry
   // Only a claimer wakes us, and it unlinked `w` under the lock: nothing to undo.
   return w.ok ? ChanStatus::kOk : ChanStatus::kClosed;
 }
@@ -220,7 +220,7 @@ ChanStatus ChanCore::recv(void* dst) {
   w.elem = dst;
   recvq_.push_back(&w);
   lock_.unlock();
-  t_scheduler->park();  // current_fiber() was checked on entry
+  t_scheduler->park(WaitReason::kChanRecv);  // current_fiber() was checked on entry
   return w.ok ? ChanStatus::kOk : ChanStatus::kClosed;
 }
 
@@ -372,7 +372,8 @@ SelectOutcome select_impl(SelectCase* cases, ChanWaiter* waiters, uint16_t* scra
     };
     t_scheduler->add_timer(&timer);
   }
-  t_scheduler->park();                                  // current_fiber() was checked on entry
+  // current_fiber() was checked on entry
+  t_scheduler->park(WaitReason::kSelect, timeout >= 0 ? deadline_ns : 0);
   if (timeout >= 0) t_scheduler->cancel_timer(&timer);  // no-op if it fired
   ChanWaiter* fired = sel.fired;
 

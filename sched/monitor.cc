@@ -18,6 +18,7 @@
 
 #include "absl/debugging/symbolize.h"
 #include "fiber/internal/control_block.h"
+#include "fiber/runtime.h"
 #include "runtime_impl.h"
 #include "sched/internal/scheduler.h"
 
@@ -27,6 +28,7 @@ namespace {
 constexpr int64_t kTickNs = 1'000'000;       // while some scheduler is awake
 constexpr int64_t kIdleTickNs = 10'000'000;  // while every scheduler sleeps
 constexpr int64_t kProbeWaitNs = 100'000'000;
+constexpr int64_t kDeadlockCheckNs = 100'000'000;
 constexpr double kBurst = 10;
 constexpr double kRefillPerNs = 1.0 / 6e9;  // one report per 6 s after the burst
 
@@ -213,6 +215,8 @@ int scan_stack(uintptr_t sp, void** pcs, int max) {
   return n;
 }
 
+}  // namespace
+
 void append_frames(std::string& out, void* const* pcs, int n, bool first_is_pc) {
   for (int i = 0; i < n; ++i) {
     // A return address points after its call: look up the call itself.
@@ -234,6 +238,8 @@ void append_frames(std::string& out, void* const* pcs, int n, bool first_is_pc) 
     out += '\n';
   }
 }
+
+namespace {
 
 // The monitor's clock is the real one, also under the tests' virtual clock.
 int64_t mono_ns() {
@@ -298,12 +304,14 @@ void Monitor::stop() {
 
 void Monitor::main() {
   pthread_setname_np(pthread_self(), "fiber-monitor");
+  tid_.store(static_cast<pid_t>(gettid()), std::memory_order_release);
   // The probe signal is for scheduler threads only.
   sigset_t urg;
   sigemptyset(&urg);
   sigaddset(&urg, SIGURG);
   pthread_sigmask(SIG_BLOCK, &urg, nullptr);
   int64_t tick = kTickNs;
+  int64_t next_deadlock_check = 0;
   for (;;) {
     {
       ThreadLock lk(mu_);
@@ -313,10 +321,19 @@ void Monitor::main() {
       }
     }
     const int64_t now = mono_ns();
+    const int64_t hint = now_ns();  // the schedulers' clock, for park()'s stamps
+    for (unsigned i = 0; i < watches_.size(); ++i) runtime_.scheduler(i).set_now_hint(hint);
     bool awake = false;
     for (unsigned i = 0; i < watches_.size(); ++i) awake |= check(i, watches_[i], now);
     // Back off while the runtime is idle, as Go's sysmon does.
     tick = awake ? kTickNs : std::min(tick * 2, kIdleTickNs);
+    // Every core sleeps with nothing of its own to wake it: look again now
+    // and then, as a thread that could have woken a fiber may have ended.
+    if (!awake && now >= next_deadlock_check &&
+        runtime_.debug().quiet.load(std::memory_order_seq_cst) == runtime_.size()) {
+      next_deadlock_check = now + kDeadlockCheckNs;
+      check_deadlock(runtime_);
+    }
   }
   const int64_t now = mono_ns();
   for (unsigned i = 0; i < watches_.size(); ++i) {

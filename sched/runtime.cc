@@ -1,6 +1,7 @@
 #include "fiber/runtime.h"
 
 #include <sched.h>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <cstdio>
@@ -108,6 +109,8 @@ class MainBody {
     } catch (...) {
       error = std::current_exception();
     }
+    // From here on, fibers left parked are no deadlock: the runtime stops.
+    t_runtime->debug().main_returned.store(true, std::memory_order_seq_cst);
     std::exchange(outcome_, nullptr)->finish(std::move(error));
   }
   void fail(std::exception_ptr why) noexcept {
@@ -158,6 +161,7 @@ Runtime::Runtime(const Options& options, unsigned schedulers, DriverInfo driver,
   for (unsigned i = 0; i < schedulers; ++i) {
     schedulers_.push_back(std::make_unique<Scheduler>(this, i));
   }
+  debug_.caller_tid = static_cast<pid_t>(gettid());
 }
 
 Runtime::~Runtime() { shutdown(); }
@@ -202,9 +206,11 @@ void Runtime::start(const std::vector<int>& cpus) {
                    e.what());
     }
   }
+  start_debug(*this);
 }
 
 void Runtime::shutdown() {
+  stop_debug(*this);
   monitor_.stop();
   pool_.stop();
   for (auto& s : schedulers_) s->stop();
@@ -261,6 +267,17 @@ void start_runtime(absl::FunctionRef<void()> main, const Options& options,
     }
     effective.stall_threshold = std::chrono::milliseconds(ms);
   }
+  for (auto [name, field] : {std::pair{"FIBER_DEADLOCK_REPORT", &Options::deadlock_report},
+                             std::pair{"FIBER_LEAK_REPORT", &Options::leak_report},
+                             std::pair{"FIBER_SIGQUIT_DUMP", &Options::sigquit_dump}}) {
+    if (const char* env = std::getenv(name); env != nullptr && *env != 0) {
+      if (std::string(env) != "0" && std::string(env) != "1") {
+        throw std::invalid_argument(std::string("fiber::run: ") + name + " is '" + env +
+                                    "'; it must be 0 or 1");
+      }
+      effective.*field = *env == '1';
+    }
+  }
   size_t main_stack = check_stack_size(options.stack_size);
   DriverInfo driver = factory.choose(options.driver);
   install_overflow_handler();
@@ -272,6 +289,7 @@ void start_runtime(absl::FunctionRef<void()> main, const Options& options,
   MainOutcome outcome;
   runtime.scheduler(0).post_spawn(new FnBody<MainBody>(MainBody(main, &outcome)), main_stack);
   std::exception_ptr error = outcome.wait();
+  if (effective.leak_report) leak_report(runtime);
   runtime.shutdown();
   if (error) std::rethrow_exception(error);
 }
@@ -310,7 +328,7 @@ void sleep_until_ns(int64_t deadline_ns) {
   timer.fiber = self;
   timer.fire = [](Timer* t) { t_scheduler->ready(static_cast<SleepTimer*>(t)->fiber); };
   t_scheduler->add_timer(&timer);
-  t_scheduler->park();
+  t_scheduler->park(WaitReason::kSleep, deadline_ns);
 }
 
 constinit const std::atomic<bool> kNeverDue{false};
@@ -324,9 +342,9 @@ void not_in_fiber(const char* api) {
   throw std::logic_error(std::string(api) + ": called outside a fiber");
 }
 
-void park() {
+void park(WaitReason why, int64_t until_ns, int32_t fd) {
   current_fiber("fiber: park");
-  t_scheduler->park();
+  t_scheduler->park(why, until_ns, fd);
 }
 
 void ready(Fiber* f) { static_cast<Scheduler*>(f->owner)->ready(f); }

@@ -53,6 +53,9 @@ class BlockingPool {
   void release();
   // threads() is how many threads the pool has started.
   size_t threads();
+  // idle() is true when no call is queued or running; it then appends the
+  // pool's threads to `tids` (for the deadlock check).
+  bool idle(std::vector<pid_t>* tids);
 
   // State is what the pool and its threads share.
   struct State;
@@ -125,6 +128,8 @@ class Runtime {
   const DriverInfo& driver() const { return driver_; }
   const Options& options() const { return options_; }
   const PollerFactory& poller_factory() const { return factory_; }
+  DebugState& debug() { return debug_; }
+  Monitor& monitor() { return monitor_; }
 
  private:
   const Options options_;
@@ -137,6 +142,7 @@ class Runtime {
   std::vector<std::thread> threads_;
   BlockingPool pool_;
   Monitor monitor_;
+  DebugState debug_;
 };
 
 }  // namespace fiber::detail

@@ -49,6 +49,7 @@ void Scheduler::thread_main(int cpu, DriverKind kind, Startup* startup) {
   t_runtime = runtime_;
   t_slice_due = &slice_due_;
   tid_ = static_cast<pid_t>(gettid());
+  set_now_hint(now_ns());
   pthread_getcpuclockid(pthread_self(), &cpu_clock_);
   set_thread_stall_probe(&probe_);
   char name[16];
@@ -131,7 +132,7 @@ void Scheduler::loop() {
     bool pending;
     {
       std::lock_guard<std::mutex> g(inbox_mu_);
-      pending = !inbox_.empty();
+      pending = !inbox_.empty() || !dump_requests_.empty();
     }
     if (pending || stop_.load(std::memory_order_acquire)) {
       sleeping_.store(false, std::memory_order_relaxed);
@@ -158,9 +159,35 @@ void Scheduler::loop() {
       }
     }
 #endif
+    // Nothing of this core's own (a timer, an I/O operation) can end this
+    // sleep: only another core, a thread or a signal can. Counted for the
+    // deadlock check (see DebugState::quiet).
+    const bool quiet = timeout < 0 && io_in_flight_ == 0;
+    if (quiet) enter_quiet();
     poller_->poll(timeout);
+    if (quiet) leave_quiet();
     sleeping_.store(false, std::memory_order_relaxed);
+    set_now_hint(now_ns());
   }
+}
+
+void Scheduler::enter_quiet() {
+#ifdef FIBER_TEST_HOOKS
+  if (test::virtual_clock()) return;  // the tests' own deadlock hook decides
+#endif
+  if (!runtime_->options().deadlock_report) return;
+  quiet_.store(true, std::memory_order_seq_cst);
+  DebugState& d = runtime_->debug();
+  if (d.quiet.fetch_add(1, std::memory_order_seq_cst) + 1 == runtime_->size()) {
+    check_deadlock(*runtime_);
+  }
+}
+
+void Scheduler::leave_quiet() {
+  if (!quiet_.load(std::memory_order_relaxed)) return;
+  quiet_epoch_.fetch_add(1, std::memory_order_seq_cst);
+  quiet_.store(false, std::memory_order_seq_cst);
+  runtime_->debug().quiet.fetch_sub(1, std::memory_order_seq_cst);
 }
 
 void Scheduler::count_left_behind() {
@@ -206,10 +233,14 @@ void Scheduler::post(const InboxItem& item) {
 bool Scheduler::drain_inbox() {
   {
     std::lock_guard<std::mutex> g(inbox_mu_);
-    if (inbox_.empty()) return false;
+    if (!dump_requests_.empty()) [[unlikely]]
+      answering_.swap(dump_requests_);
+    if (inbox_.empty() && answering_.empty()) return false;
     drained_.swap(inbox_);
     inbox_hint_.store(false, std::memory_order_relaxed);
   }
+  if (!answering_.empty()) [[unlikely]]
+    answer_dumps();
   for (const InboxItem& item : drained_) {
     if (item.fiber != nullptr) {
 #ifdef FIBER_TEST_HOOKS
@@ -239,6 +270,7 @@ bool Scheduler::drain_inbox() {
 void Scheduler::fire_timers() {
   if (timers_.empty()) return;
   const int64_t now = now_ns();
+  set_now_hint(now);
   while (!timers_.empty() && timers_.top()->deadline_ns <= now) {
     Timer* t = timers_.top();
     timers_.remove(t);
@@ -265,6 +297,28 @@ void Scheduler::post_spawn(FiberBody* body, size_t stack_size) {
     delete body;
     throw;
   }
+}
+
+void Scheduler::request_dump(std::shared_ptr<DumpRequest> req) {
+  {
+    std::lock_guard<std::mutex> g(inbox_mu_);
+    dump_requests_.push_back(std::move(req));
+    inbox_hint_.store(true, std::memory_order_relaxed);
+  }
+  if (sleeping_.load(std::memory_order_seq_cst) &&
+      sleeping_.exchange(false, std::memory_order_seq_cst)) {
+    poller_->wake();
+  }
+}
+
+void Scheduler::answer_dumps() {
+  for (const auto& req : answering_) answer_dump(*this, *req);
+  answering_.clear();
+}
+
+bool Scheduler::inbox_empty() {
+  std::lock_guard<std::mutex> g(inbox_mu_);
+  return inbox_.empty() && dump_requests_.empty();
 }
 
 void Scheduler::stop() {

@@ -9,6 +9,7 @@
 #include "fiber/join_handle.h"
 #include "fiber/mutex.h"
 #include "fiber/wait_group.h"
+#include "sched/internal/debug.h"
 #include "sched/internal/scheduler.h"
 #include "sched/testing/random_sched.h"
 #include "wake_list.h"
@@ -25,7 +26,7 @@ void JoinStateBase::wait() {
   }
   waiter_ = self.fiber;
   lock_.unlock();
-  park();
+  park(WaitReason::kJoin);
 }
 
 std::error_code JoinStateBase::wait(const ::fiber::Context& ctx) {
@@ -44,7 +45,7 @@ std::error_code JoinStateBase::wait(const ::fiber::Context& ctx) {
   if (!done_ && !ended) {
     waiter_ = self;
     lock_.unlock();
-    park();  // woken once: by complete() or by the hook, whoever took waiter_
+    park(WaitReason::kJoin);  // woken once: by complete() or by the hook, whoever took waiter_
     lock_.lock();
   }
   bool done = done_;
@@ -65,32 +66,56 @@ void JoinStateBase::complete() {
 
 // --- Mutex -----------------------------------------------------------------
 
+namespace {
+
+// A fiber waiting for a Mutex, and where it called lock(): unlock() hands
+// both over.
+struct LockWaiter : detail::Waiter {
+  const void* pc = nullptr;
+};
+
+}  // namespace
+
 void Mutex::lock() {
   detail::sync_point();
   fiber::maybe_yield();  // a time slice that ran out ends here
+  detail::Fiber* const me = detail::t_current_fiber;
+  const void* const pc = __builtin_return_address(0);
   lock_.lock();
   if (!locked_) {
     locked_ = true;
+    owner_ = me;
+    owner_pc_ = pc;
     lock_.unlock();
     return;
   }
   lock_.unlock();
-  detail::Waiter self;
+  LockWaiter self;
   self.fiber = detail::current_fiber("fiber::Mutex::lock");
+  self.pc = pc;
   lock_.lock();
   if (!locked_) {  // released while we looked up who we are
     locked_ = true;
+    owner_ = me;
+    owner_pc_ = pc;
     lock_.unlock();
     return;
   }
+  const void* relocked_from = owner_ == me ? owner_pc_ : nullptr;
   waiters_.push_back(&self);
   lock_.unlock();
-  detail::park();  // unlock() handed the lock to us before waking us
+  if (relocked_from != nullptr) [[unlikely]]
+    detail::report_relock(relocked_from, pc);
+  detail::park(detail::WaitReason::kMutex);  // unlock() handed the lock to us before waking us
 }
 
 bool Mutex::try_lock() {
   lock_.lock();
   bool acquired = !locked_;
+  if (acquired) {
+    owner_ = detail::t_current_fiber;
+    owner_pc_ = __builtin_return_address(0);
+  }
   locked_ = true;
   lock_.unlock();
   return acquired;
@@ -103,13 +128,16 @@ void Mutex::unlock() {
     lock_.unlock();
     throw std::logic_error("fiber::Mutex::unlock: the mutex is not locked");
   }
-  detail::Waiter* next = waiters_.pop_front();
+  auto* next = static_cast<LockWaiter*>(waiters_.pop_front());
   if (next == nullptr) {
     locked_ = false;
+    owner_ = nullptr;
     lock_.unlock();
     return;
   }
   detail::Fiber* f = next->fiber;  // `next` lives on f's stack: read it before waking f
+  owner_ = f;
+  owner_pc_ = next->pc;
   lock_.unlock();
   detail::ready(f);
 }
@@ -124,7 +152,7 @@ void CondVar::wait(std::unique_lock<Mutex>& lk) {
   waiters_.push_back(&self);  // while still holding lk: a notify cannot slip between
   lock_.unlock();
   lk.unlock();
-  detail::park();
+  detail::park(detail::WaitReason::kCondVar);
   lk.lock();
 }
 
@@ -156,7 +184,7 @@ std::cv_status CondVar::wait_until_ns(std::unique_lock<Mutex>& lk, int64_t deadl
   lock_.unlock();
   detail::t_scheduler->add_timer(&timer);
   lk.unlock();
-  detail::park();
+  detail::park(detail::WaitReason::kCondVar, deadline_ns);
   detail::t_scheduler->cancel_timer(&timer);  // no-op if it fired
   lk.lock();
   return timer.timed_out ? std::cv_status::timeout : std::cv_status::no_timeout;
@@ -209,7 +237,7 @@ void WaitGroup::wait() {
   }
   waiters_.push_back(&self);
   lock_.unlock();
-  detail::park();
+  detail::park(detail::WaitReason::kWaitGroup);
 }
 
 }  // namespace fiber

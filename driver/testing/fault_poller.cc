@@ -293,7 +293,7 @@ class FaultPoller final : public IoPoller {
     link_op(h, &placeholder);
     int turns = reorder ? kReorderTurns : 1 + static_cast<int>(below(3));
     held_.push_back(Held{placeholder.fiber, turns, reorder, false});
-    park();
+    park(WaitReason::kIo, 0, h.fd);
     unlink_op(h, &placeholder);
   }
 

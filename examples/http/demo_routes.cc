@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <memory>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "fiber/blocking.h"
+#include "fiber/debug.h"
 #include "fiber/file.h"
 #include "fiber/runtime.h"
 
@@ -221,6 +223,14 @@ std::optional<std::string> static_relative_path(std::string_view encoded) {
 
 Router demo_router(const DemoOptions& options) {
   Router r;
+  // fiber::dump(): every fiber, its state and stack (like Go's /debug/pprof/goroutine).
+  r.handle("GET", "/debug/fibers", [](const Request&, ResponseWriter& w) {
+    std::ostringstream out;
+    fiber::dump(out);
+    w.set_header("Content-Type", "text/plain; charset=utf-8");
+    w.set_header("Cache-Control", "no-store");
+    w.write(out.str());
+  });
   r.handle("GET", "/", [](const Request&, ResponseWriter& w) {
     w.set_header("Content-Type", "text/plain; charset=utf-8");
     w.write("Hello, World!");

@@ -4,6 +4,7 @@
 //   GET  /chunked   a few lines as a chunked response
 //   GET  /stats     fiber::stats() and the driver in use, as JSON
 //   GET  /static/…  files under DemoOptions::static_dir
+//   GET  /debug/fibers  fiber::dump(): every fiber with its state and stack
 //
 // Static files never escape the directory: the path is percent-decoded once,
 // then NUL, backslash-free "..", and malformed escapes are rejected; the file is

@@ -75,6 +75,17 @@ void switch_context(Context* from, Context* to);
 // receives control) calls on_context_exit(from) once it is off `from`'s stack.
 [[noreturn]] void exit_context(Context* from, Context* to);
 
+// unwind_suspended() writes the return addresses of the frames of `target`, a
+// context suspended by switch_context() (not one that never ran), innermost
+// first, into pcs[0..max) and returns how many. It runs the unwinder on top of
+// `target`'s own stack (Boost.Context's ontop_fcontext): the unwinder then
+// sees a call made from the point where `target` switched out, and walks its
+// frames with their DWARF unwind tables (no frame pointers needed). `from` is
+// the running context, whose state is saved meanwhile, as by a switch. Needs
+// some 16 KiB free below `target`'s stack pointer; the caller checks.
+// Same thread only.
+int unwind_suspended(Context* from, Context* target, void** pcs, int max);
+
 // destroy_context() releases the sanitizer state of a context that never ran or
 // has exited.
 void destroy_context(Context* c);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "fiber/detail/body.h"
+#include "fiber/detail/wait_reason.h"
 #include "fiber/internal/context.h"
 #include "fiber/internal/stack.h"
 
@@ -34,6 +35,13 @@ struct Fiber : Context {
   FiberBody* body = nullptr;
   bool body_on_heap = false;
   FiberState state = FiberState::kReady;
+  // Why it is parked (set at each park, with its detail), for reports.
+  WaitReason wait_reason = WaitReason::kUnknown;
+  int32_t wait_fd = -1;       // kIo, kIoClose: the fd
+  int64_t wait_until_ns = 0;  // a deadline (sleep, timed waits, I/O); 0: none
+  // When it parked: the scheduler's clock hint (see Scheduler::park()), exact
+  // to about a millisecond, not a clock read per park.
+  int64_t wait_since_ns = 0;
   // Where go() was called, for reports: a string literal of the program.
   const char* site_file = nullptr;
   uint32_t site_line = 0;

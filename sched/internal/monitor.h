@@ -65,6 +65,8 @@ class Monitor {
   void start();
   // stop() ends the thread, reporting the end of a stall in progress.
   void stop();
+  // tid() is the monitor thread's id, 0 until it runs. Thread-safe.
+  pid_t tid() const { return tid_.load(std::memory_order_acquire); }
 
   // Health (fiber/health.h). responsive() from any thread; add_watch() and
   // remove_watch() from any thread but the monitor's own.
@@ -110,6 +112,7 @@ class Monitor {
   std::vector<HealthWatch*> health_watches_ ABSL_GUARDED_BY(watch_mu_);
 
   std::thread thread_;
+  std::atomic<pid_t> tid_{0};
   ThreadMutex mu_;
   std::condition_variable cv_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;

@@ -25,6 +25,7 @@
 
 #include "fiber/internal/control_block.h"
 #include "fiber/options.h"
+#include "sched/internal/debug.h"
 #include "sched/internal/monitor.h"
 #include "sched/internal/poller.h"
 #include "sched/internal/timer.h"
@@ -106,9 +107,11 @@ class Scheduler {
 
   // spawn_local() starts a fiber running `body` (moved onto its stack). Core-local.
   void spawn_local(FiberBody& body, size_t stack_size);
-  // yield() / park(): see fiber::yield() and detail::park(). Core-local, fiber-only.
+  // yield() / park(): see fiber::yield() and detail::park(). park() records
+  // why (see WaitReason). Core-local, fiber-only.
   void yield();
-  inline void park();  // inline: see switch_context()
+  inline void park(WaitReason why = WaitReason::kUnknown, int64_t until_ns = 0,
+                   int32_t fd = -1);  // inline: see switch_context()
   // exit() ends the current fiber. Core-local, fiber-only.
   [[noreturn]] void exit(Fiber* self);
   // reclaim() frees a fiber that exited. Core-local.
@@ -177,6 +180,28 @@ class Scheduler {
   // slice_yield() yields the running fiber because its slice ran out (see
   // fiber::maybe_yield()). Core-local.
   void slice_yield();
+  // set_now_hint() refreshes the clock reading that park() stamps fibers with
+  // (Fiber::wait_since_ns). Monitor, and the scheduler itself.
+  void set_now_hint(int64_t ns) { now_hint_.store(ns, std::memory_order_relaxed); }
+
+  // --- for the reports (sched/internal/debug.h) ---------------------------------
+  // request_dump() asks this scheduler for its part of `req`, answered at its
+  // loop's next turn. Thread-safe.
+  void request_dump(std::shared_ptr<DumpRequest> req);
+  // describe() writes this core's part of a report: its fibers, the calling
+  // fiber (if any) listed as running. Core-local.
+  void describe(DumpKind kind, DumpPart& out);
+  // quiet() is true while this scheduler sleeps with nothing of its own that
+  // could wake it (no timer, no I/O); `epoch` changes each time it wakes.
+  // Thread-safe.
+  bool quiet(uint64_t* epoch) const {
+    *epoch = quiet_epoch_.load(std::memory_order_seq_cst);
+    return quiet_.load(std::memory_order_seq_cst);
+  }
+  // inbox_empty() is true when nothing waits in the inbox. Thread-safe.
+  bool inbox_empty();
+  // alive() is live_fibers() as of this core's last spawn or exit. Thread-safe.
+  uint64_t alive() const { return alive_.load(std::memory_order_relaxed); }
 
  private:
   struct InboxItem {
@@ -210,6 +235,9 @@ class Scheduler {
   void unlink_live(Fiber* f);
   inline Context* next_context();
   void free_abandoned();
+  void answer_dumps();
+  void enter_quiet();
+  void leave_quiet();
 
   Runtime* const runtime_;
   const unsigned index_;
@@ -224,6 +252,9 @@ class Scheduler {
   std::atomic<Fiber*> current_{nullptr};
   RunQueue runq_;
   std::atomic<int> budget_{0};
+  // now_ns() as of the last loop wake-up, timer check or monitor tick; park()
+  // stamps fibers with it. Next to budget_, which the monitor writes too.
+  std::atomic<int64_t> now_hint_{0};
   TimerHeap timers_;
   StackPool stacks_;
   Fiber* live_head_ = nullptr;
@@ -264,6 +295,12 @@ class Scheduler {
   // the idle spin watch the inbox without taking the mutex.
   std::atomic<bool> inbox_hint_{false};
   std::atomic<bool> stop_{false};
+  // Reports asked of this core (request_dump()); guarded by inbox_mu_.
+  std::vector<std::shared_ptr<DumpRequest>> dump_requests_;
+  std::vector<std::shared_ptr<DumpRequest>> answering_;  // core-local
+  // See quiet(). Written by this thread, read by the deadlock check.
+  std::atomic<bool> quiet_{false};
+  std::atomic<uint64_t> quiet_epoch_{0};
 };
 
 // The scheduler whose thread this is, or nullptr.
@@ -291,9 +328,13 @@ inline Context* Scheduler::next_context() {
   return &main_ctx_;
 }
 
-inline void Scheduler::park() {
+inline void Scheduler::park(WaitReason why, int64_t until_ns, int32_t fd) {
   Fiber* self = current();
   self->state = FiberState::kParked;
+  self->wait_reason = why;
+  self->wait_until_ns = until_ns;
+  self->wait_fd = fd;
+  self->wait_since_ns = now_hint_.load(std::memory_order_relaxed);
   switch_context(self, next_context());
 }
 

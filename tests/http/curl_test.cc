@@ -124,6 +124,20 @@ TEST_P(HttpCurlTest, StatsReportsEveryScheduler) {
       options(2));
 }
 
+TEST_P(HttpCurlTest, DebugFibersListsTheFibersOfEveryCore) {
+  fiber::run(
+      [] {
+        TestServer s;
+        auto r = curl(s.url("/debug/fibers"));
+        EXPECT_EQ(r.exit_code, 0) << r.output;
+        // The handler's own fiber, and main, waiting for curl on the pool.
+        EXPECT_NE(r.output.find("[running], spawned at"), std::string::npos) << r.output;
+        EXPECT_NE(r.output.find("[spawn_blocking, for "), std::string::npos) << r.output;
+        EXPECT_NE(r.output.find(" on core 1 ["), std::string::npos) << r.output;
+      },
+      options(2));
+}
+
 TEST_P(HttpCurlTest, ChunkedResponseArrivesWhole) {
   fiber::run(
       [] {

@@ -2,7 +2,10 @@
 // works whether the parties run on one core or on different cores.
 //
 // Threading: thread-safe; lock/wait are fiber-only (they park the caller).
-// Like Go's sync.Mutex, a Mutex is not tied to the fiber that locked it.
+// Like Go's sync.Mutex, a Mutex is not tied to the fiber that locked it. A
+// fiber that locks a Mutex it holds already is reported at once on stderr,
+// with where it locked it first and again (it then waits, as Go's does, for
+// another fiber to unlock it).
 //
 // Example:
 //   fiber::Mutex mu;
@@ -47,6 +50,9 @@ class ABSL_LOCKABLE Mutex {
   detail::SpinLock lock_;
   bool locked_ ABSL_GUARDED_BY(lock_) = false;
   detail::WaitList waiters_ ABSL_GUARDED_BY(lock_);
+  // Who holds it (nullptr off a fiber) and the return address of its lock().
+  detail::Fiber* owner_ ABSL_GUARDED_BY(lock_) = nullptr;
+  const void* owner_pc_ ABSL_GUARDED_BY(lock_) = nullptr;
 };
 
 // CondVar is std::condition_variable for fibers, used with a fiber::Mutex.

@@ -95,6 +95,18 @@ struct Options {
   // operation, a lock, fiber::maybe_yield()), as Go's scheduler preempts after
   // 10 ms. Zero turns slices off. Negative values of either are an error.
   std::chrono::nanoseconds time_slice = std::chrono::milliseconds(10);
+  // deadlock_report: when every fiber is parked and nothing but a fiber could
+  // wake one (no timer, no I/O, no spawn_blocking call, no thread outside the
+  // runtime), print "fatal: all fibers are asleep - deadlock!" and
+  // fiber::dump() on stderr and exit with status 2, as Go does.
+  // $FIBER_DEADLOCK_REPORT=0|1, when set, overrides it. See sched/README.md.
+  bool deadlock_report = true;
+  // leak_report: when main returns, list on stderr the fibers still parked,
+  // counted by spawn site. $FIBER_LEAK_REPORT=0|1 overrides it.
+  bool leak_report = false;
+  // sigquit_dump: SIGQUIT prints fiber::dump() on stderr and the program goes
+  // on (instead of dying with a core dump). $FIBER_SIGQUIT_DUMP=0|1 overrides.
+  bool sigquit_dump = false;
 };
 
 // kDefaultUringSqEntries is the default of Options::uring_sq_entries.

@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "absl/base/thread_annotations.h"
+#include "fiber/detail/wait_reason.h"
 
 namespace fiber::detail {
 
@@ -34,8 +35,10 @@ inline Fiber* current_fiber(const char* api) {
   return f;
 }
 
-// park() suspends the calling fiber until ready() is called for it. Fiber-only.
-void park();
+// park() suspends the calling fiber until ready() is called for it, noting
+// why (for the runtime's reports): a deadline (`until_ns`, now_ns() clock,
+// 0: none) and an fd where they apply. Fiber-only.
+void park(WaitReason why = WaitReason::kUnknown, int64_t until_ns = 0, int32_t fd = -1);
 
 // ready() makes a parked fiber runnable on its own scheduler. Thread-safe.
 void ready(Fiber* f);
