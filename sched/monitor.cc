@@ -286,7 +286,15 @@ Monitor::Monitor(Runtime& runtime)
 Monitor::~Monitor() { stop(); }
 
 void Monitor::start() {
+  // Each watch starts now, at the scheduler's current activity: a core that
+  // has not turned yet has not been stuck since the epoch.
   watches_.assign(runtime_.size(), Watch{});
+  const int64_t now = mono_ns();
+  for (unsigned i = 0; i < runtime_.size(); ++i) {
+    watches_[i].activity = runtime_.scheduler(i).activity();
+    watches_[i].since_ns = now;
+    watches_[i].next_report_ns = threshold_ns_;
+  }
   responsive_ = std::make_unique<std::atomic<bool>[]>(runtime_.size());
   for (unsigned i = 0; i < runtime_.size(); ++i) responsive_[i].store(true);
   thread_ = std::thread([this] { main(); });
