@@ -129,7 +129,6 @@ class Runtime {
   const Options& options() const { return options_; }
   const PollerFactory& poller_factory() const { return factory_; }
   DebugState& debug() { return debug_; }
-  Monitor& monitor() { return monitor_; }
 
  private:
   const Options options_;
