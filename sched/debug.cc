@@ -382,11 +382,10 @@ void check_deadlock(Runtime& rt) {
   }
   // No fiber at all: the runtime is starting (main is on its way).
   if (alive == 0) return;
-  // Every core sleeps with no timer and no I/O of its own. A core's inbox
-  // holds what another core or a thread posted before it slept: a wake-up.
-  for (unsigned i = 0; i < n; ++i) {
-    if (!rt.scheduler(i).inbox_empty()) return;
-  }
+  // The pool and the threads before the inboxes: a blocking call that ends
+  // posts its fiber to an inbox under the pool's lock before the pool counts
+  // it done, and a thread posts before it exits. Looked at in the other order,
+  // a post made in between would be seen by neither check.
   std::vector<pid_t> known;
   if (!rt.pool().idle(&known)) return;  // a blocking call may still end
   for (unsigned i = 0; i < n; ++i) known.push_back(rt.scheduler(i).tid());
@@ -394,6 +393,11 @@ void check_deadlock(Runtime& rt) {
   known.push_back(d.caller_tid);
   if (d.sigquit != nullptr) known.push_back(d.sigquit->tid());
   if (foreign_thread(known)) return;  // it may hold a handle and send or close
+  // Every core sleeps with no timer and no I/O of its own. A core's inbox
+  // holds what another core or a thread posted before it slept: a wake-up.
+  for (unsigned i = 0; i < n; ++i) {
+    if (!rt.scheduler(i).inbox_empty()) return;
+  }
   // Nobody left to wake a core, if none woke meanwhile: a core that did went
   // through its loop (its epoch moved).
   for (unsigned i = 0; i < n; ++i) {
