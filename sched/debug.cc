@@ -42,17 +42,7 @@ constexpr int kMaxFrames = 48;
 // unwound on it (the unwinder's frames, with room to spare).
 constexpr uintptr_t kUnwindRoom = 32 * 1024;
 
-void write_all(const std::string& text) {
-  size_t off = 0;
-  while (off < text.size()) {
-    ssize_t n = ::write(STDERR_FILENO, text.data() + off, text.size() - off);
-    if (n <= 0) {
-      if (n < 0 && errno == EINTR) continue;
-      return;
-    }
-    off += static_cast<size_t>(n);
-  }
-}
+void write_all(const std::string& text) { write_stderr(text); }
 
 std::string duration(int64_t ns) {
   if (ns < 0) ns = 0;

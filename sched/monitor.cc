@@ -559,7 +559,9 @@ void Monitor::remove_watch(HealthWatch* w) {
   std::erase(health_watches_, w);
 }
 
-void Monitor::emit(const std::string& text) {
+void Monitor::emit(const std::string& text) { write_stderr(text); }
+
+void write_stderr(const std::string& text) {
   // One write, so that reports of two runtimes or a user's lines do not mix.
   size_t off = 0;
   while (off < text.size()) {

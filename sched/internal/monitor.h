@@ -52,6 +52,10 @@ struct StallProbe {
 void install_stall_probe_handler();
 void set_thread_stall_probe(StallProbe* probe);
 
+// write_stderr() writes a whole report to stderr, across short writes and
+// EINTR, without stdio (the reports come from signal-driven threads).
+void write_stderr(const std::string& text);
+
 class Monitor {
  public:
   explicit Monitor(Runtime& runtime);
