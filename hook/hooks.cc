@@ -398,31 +398,19 @@ ssize_t do_write(int fd, const void* buf, size_t n) {
   });
 }
 
-ssize_t do_readv(int fd, const iovec* iov, int cnt) {
-  if (const HookRuntime* rt = active(); file_kind(rt, fd)) {
-    return pool_call(rt, [&] { return real::readv(fd, iov, cnt); });
-  }
-  return blocking_call(fd, POLLIN, Try::kFlags, [&](int extra) -> ssize_t {
-    if (extra == 0) return real::readv(fd, iov, cnt);
+// do_vec() is readv (kRead) or writev. On a socket, blocking_call's extra
+// flags (MSG_DONTWAIT) need recvmsg/sendmsg, which take the same iovecs.
+template <bool kRead>
+ssize_t do_vec(int fd, const iovec* iov, int cnt) {
+  auto plain = [&] { return kRead ? real::readv(fd, iov, cnt) : real::writev(fd, iov, cnt); };
+  if (const HookRuntime* rt = active(); file_kind(rt, fd)) return pool_call(rt, plain);
+  return blocking_call(fd, kRead ? POLLIN : POLLOUT, Try::kFlags, [&](int extra) -> ssize_t {
+    if (extra == 0) return plain();
     msghdr msg = {};
     msg.msg_iov = const_cast<iovec*>(iov);
     msg.msg_iovlen = static_cast<size_t>(cnt);
-    ssize_t r = real::recvmsg(fd, &msg, extra);
-    return r < 0 && errno == ENOTSOCK ? real::readv(fd, iov, cnt) : r;
-  });
-}
-
-ssize_t do_writev(int fd, const iovec* iov, int cnt) {
-  if (const HookRuntime* rt = active(); file_kind(rt, fd)) {
-    return pool_call(rt, [&] { return real::writev(fd, iov, cnt); });
-  }
-  return blocking_call(fd, POLLOUT, Try::kFlags, [&](int extra) -> ssize_t {
-    if (extra == 0) return real::writev(fd, iov, cnt);
-    msghdr msg = {};
-    msg.msg_iov = const_cast<iovec*>(iov);
-    msg.msg_iovlen = static_cast<size_t>(cnt);
-    ssize_t r = real::sendmsg(fd, &msg, extra);
-    return r < 0 && errno == ENOTSOCK ? real::writev(fd, iov, cnt) : r;
+    ssize_t r = kRead ? real::recvmsg(fd, &msg, extra) : real::sendmsg(fd, &msg, extra);
+    return r < 0 && errno == ENOTSOCK ? plain() : r;
   });
 }
 
@@ -816,10 +804,12 @@ ssize_t FIBER_HOOK_NAME(read)(int fd, void* buf, size_t n) { return do_read(fd, 
 
 ssize_t FIBER_HOOK_NAME(write)(int fd, const void* buf, size_t n) { return do_write(fd, buf, n); }
 
-ssize_t FIBER_HOOK_NAME(readv)(int fd, const iovec* iov, int cnt) { return do_readv(fd, iov, cnt); }
+ssize_t FIBER_HOOK_NAME(readv)(int fd, const iovec* iov, int cnt) {
+  return do_vec<true>(fd, iov, cnt);
+}
 
 ssize_t FIBER_HOOK_NAME(writev)(int fd, const iovec* iov, int cnt) {
-  return do_writev(fd, iov, cnt);
+  return do_vec<false>(fd, iov, cnt);
 }
 
 ssize_t FIBER_HOOK_NAME(recv)(int fd, void* buf, size_t n, int flags) {

@@ -2,7 +2,8 @@
 // leaving the head grant units from the head while they fit and stop at the
 // first that does not, which is what keeps big requests from starving. A
 // context's CancelHook takes a waiter off the queue (if release() has not granted
-// it first) and wakes it.
+// it first) and wakes it; a waiter granted its units after its context ended
+// gives them back.
 #include "fiber/semaphore.h"
 
 #include <stdexcept>
@@ -70,6 +71,18 @@ std::error_code Semaphore::acquire(const Context& ctx, int64_t n) {
     }
   }
   const bool acquired = self.acquired;
+  if (acquired && ended) {
+    // Granted, but the context ended before this fiber ran again: as Go's
+    // semaphore does, give the units back and report the context's end, so
+    // that a caller never holds units after acquire() said the context ended.
+    detail::WakeList wake;
+    cur_ -= n;
+    grant_locked(wake);
+    lock_.unlock();
+    hook.stop();
+    wake.wake_all();
+    return ctx.err();
+  }
   lock_.unlock();
   hook.stop();
   if (!acquired) return ctx.err();

@@ -269,6 +269,33 @@ TEST_P(GoSyncTest, SemaphoreAcquireGivesUpWhenItsContextEndsAndLetsTheNextWaiter
       options(1));
 }
 
+TEST_P(GoSyncTest, SemaphoreUnitsGrantedAsTheContextEndsAreGivenBack) {
+  run(
+      [] {
+        Semaphore sem(4);
+        ASSERT_TRUE(sem.try_acquire(4));
+        auto [ctx, cancel] = with_cancel(background());
+        std::error_code err;
+        bool done = false;
+        go([&, ctx = ctx] {
+          err = sem.acquire(ctx, 3);
+          done = true;
+        });
+        testing::settle();
+        ASSERT_FALSE(done);
+        // One core: the waiter is granted its units and then its context ends,
+        // both before it runs again.
+        sem.release(4);
+        cancel();
+        testing::settle();
+        EXPECT_TRUE(done);
+        EXPECT_EQ(err, std::errc::operation_canceled);
+        EXPECT_TRUE(sem.try_acquire(4));  // the 3 units came back
+        sem.release(4);
+      },
+      options(1));
+}
+
 TEST_P(GoSyncTest, SemaphoreBoundsConcurrencyAcrossCores) {
   run(
       [] {

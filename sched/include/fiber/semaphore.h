@@ -32,7 +32,8 @@ class Semaphore {
 
   // acquire() takes n units, parking until they are free and every earlier waiter
   // is served, or until `ctx` ends. Returns {} with the units taken, or ctx.err()
-  // with none taken. A request over the capacity waits for ctx. Fiber-only:
+  // with none taken (units granted just as `ctx` ended are given back, as Go's
+  // semaphore does). A request over the capacity waits for ctx. Fiber-only:
   // parks the caller.
   [[nodiscard]] std::error_code acquire(const Context& ctx, int64_t n = 1);
   // acquire(n) waits without a context. Fiber-only: parks the caller.
