@@ -218,6 +218,12 @@ int scan_stack(uintptr_t sp, void** pcs, int max) {
 }  // namespace
 
 void append_frames(std::string& out, void* const* pcs, int n, bool first_is_pc) {
+  // One symbolizer at a time: the reports of several cores (a dump) symbolize
+  // at once, and Abseil's symbolizer hands its cached state from thread to
+  // thread with atomics inside a library built without TSan, which then sees
+  // those hand-offs as races. The lock costs nothing off the report paths.
+  static ThreadMutex symbolize_mu;
+  ThreadLock lock(symbolize_mu);
   for (int i = 0; i < n; ++i) {
     // A return address points after its call: look up the call itself.
     uintptr_t pc = reinterpret_cast<uintptr_t>(pcs[i]);
