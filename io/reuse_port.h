@@ -14,7 +14,8 @@ namespace fiber::detail {
 // Thread-safe.
 Result<void> check_reuse_port(const Address& at);
 
-// note_reuse_port() records `fd`, a reuse_port listener just made. Thread-safe.
+// note_reuse_port() records `fd`, a reuse_port listener just made (its socket
+// inode, not the fd number, which may be reused once closed). Thread-safe.
 void note_reuse_port(int fd);
 
 }  // namespace fiber::detail
