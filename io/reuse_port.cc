@@ -1,17 +1,20 @@
 // check_reuse_port() and note_reuse_port() (reuse_port.h). The record is the set
 // of socket inodes of this process's reuse_port listeners, taken when each was
-// made. Whether one of them still listens on an address is read from the
-// kernel's socket tables (/proc/net/tcp and tcp6, which give each listener's
-// address and inode), never by looking at an fd number again: another thread
-// may have closed that fd and got the number back for something else.
+// made. Whether one of them still listens on an address is asked of the kernel
+// (sock_diag, which lists each listener's address and inode), never by looking
+// at an fd number again: another thread may have closed that fd and got the
+// number back for something else.
 #include "reuse_port.h"
 
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -23,64 +26,68 @@ namespace {
 std::mutex g_mu;
 std::map<ino_t, int> g_ours;  // inode -> address family; guarded by g_mu
 
-constexpr unsigned kListenState = 0x0A;  // TCP_LISTEN as the tables print it
-
-// Listener is one line of a socket table: a listening socket's address (the
-// 32-bit words as the kernel prints them, in host order) and inode.
+// Listener is one listening socket as sock_diag reports it.
 struct Listener {
-  uint32_t addr[4] = {};
-  unsigned port = 0;
+  inet_diag_sockid id;  // addresses and ports in network order
   ino_t inode = 0;
 };
 
-// same_address() is true when `l` (from the table of `at`'s family) listens on
-// exactly `at`.
+// same_address() is true when `l` (of `at`'s family) listens on exactly `at`.
 bool same_address(const Listener& l, const Address& at) {
-  if (l.port != at.port()) return false;
+  if (ntohs(l.id.idiag_sport) != at.port()) return false;
   if (at.family() == AF_INET) {
     const auto* in = reinterpret_cast<const sockaddr_in*>(at.data());
-    return std::memcmp(&l.addr[0], &in->sin_addr.s_addr, 4) == 0;
+    return std::memcmp(&l.id.idiag_src[0], &in->sin_addr, 4) == 0;
   }
   const auto* in6 = reinterpret_cast<const sockaddr_in6*>(at.data());
-  return std::memcmp(l.addr, in6->sin6_addr.s6_addr, 16) == 0;
+  return std::memcmp(l.id.idiag_src, &in6->sin6_addr, 16) == 0;
 }
 
-// for_each_listener() calls f(listener) for every listening socket of `at`'s
-// family in this network namespace. False if the table cannot be read.
+// for_each_listener() calls f(listener) for every listening TCP socket of
+// `family` in this network namespace, asking the kernel through sock_diag
+// (which filters by state itself, so connections cost nothing). False if the
+// kernel could not be asked.
 template <class F>
 bool for_each_listener(int family, F f) {
-  FILE* table = std::fopen(family == AF_INET ? "/proc/net/tcp" : "/proc/net/tcp6", "re");
-  if (table == nullptr) return false;
-  char line[512];
-  (void)std::fgets(line, sizeof line, table);  // the heading
-  while (std::fgets(line, sizeof line, table) != nullptr) {
-    Listener l;
-    char local[64];
-    unsigned state = 0;
-    unsigned long inode = 0;
-    // "sl local rem st tx:rx tr:when retrnsmt uid timeout inode"
-    if (std::sscanf(line, " %*u: %63[0-9A-Fa-f:] %*s %x %*s %*s %*s %*u %*u %lu", local, &state,
-                    &inode) != 3 ||
-        state != kListenState) {
-      continue;
+  int nl = ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (nl < 0) return false;
+  struct {
+    nlmsghdr nlh;
+    inet_diag_req_v2 req;
+  } ask = {};
+  ask.nlh.nlmsg_len = sizeof ask;
+  ask.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  ask.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  ask.req.sdiag_family = static_cast<uint8_t>(family);
+  ask.req.sdiag_protocol = IPPROTO_TCP;
+  ask.req.idiag_states = 1u << TCP_LISTEN;
+  sockaddr_nl kernel = {};
+  kernel.nl_family = AF_NETLINK;
+  bool ok = ::sendto(nl, &ask, sizeof ask, 0, reinterpret_cast<sockaddr*>(&kernel),
+                     sizeof kernel) == static_cast<ssize_t>(sizeof ask);
+  alignas(nlmsghdr) char buf[16384];
+  for (bool done = !ok; !done;) {
+    ssize_t n = ::recv(nl, buf, sizeof buf, 0);
+    if (n <= 0) {
+      ok = false;
+      break;
     }
-    const int words = family == AF_INET ? 1 : 4;
-    const char* p = local;
-    bool ok = true;
-    for (int i = 0; i < words && ok; ++i) {
-      unsigned w = 0;
-      ok = std::sscanf(p, "%8x", &w) == 1;
-      l.addr[i] = w;
-      p += 8;
+    for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+      if (h->nlmsg_type == NLMSG_DONE) {
+        done = true;
+        break;
+      }
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        ok = false;
+        done = true;
+        break;
+      }
+      const auto* msg = static_cast<const inet_diag_msg*>(NLMSG_DATA(h));
+      f(Listener{msg->id, static_cast<ino_t>(msg->idiag_inode)});
     }
-    if (!ok || *p != ':' || std::sscanf(p + 1, "%x", &l.port) != 1) continue;
-    // The kernel prints each 32-bit word of the address as a number in host
-    // order; read back the same way, it holds the address's bytes again.
-    l.inode = static_cast<ino_t>(inode);
-    f(l);
   }
-  std::fclose(table);
-  return true;
+  ::close(nl);
+  return ok;
 }
 
 }  // namespace
