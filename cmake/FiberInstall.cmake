@@ -1,6 +1,7 @@
 # Installs the runtime (fiber::fiber: the library, its public headers, a CMake
 # package and fiber.pc) and, when built, the HTTP library as the component
-# `http` (fiber::http, its headers and fiber-http.pc), and the libc hooks as
+# `http` (fiber::http, its headers and fiber-http.pc), the TLS library as the
+# component `tls` (fiber::tls, fiber/tls*.h, fiber-tls.pc), and the libc hooks as
 # the component `hook` (fiber::hook, fiber::hook_static, fiber/hook.h,
 # fiber-hook.pc, fiber-hook-static.pc). Internal and testing
 # headers (<layer>/internal, <layer>/testing) are never installed.
@@ -25,6 +26,15 @@ if(TARGET fiber_http)
           DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT http)
   install(EXPORT fiberHttpTargets NAMESPACE fiber::
     DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/fiber COMPONENT http)
+endif()
+
+if(TARGET fiber_tls)
+  install(TARGETS fiber_tls EXPORT fiberTlsTargets
+    ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT tls)
+  install(DIRECTORY ${PROJECT_SOURCE_DIR}/tls/include/fiber
+          DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT tls)
+  install(EXPORT fiberTlsTargets NAMESPACE fiber::
+    DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/fiber COMPONENT tls)
 endif()
 
 if(TARGET fiber_hook)
@@ -62,6 +72,11 @@ if(TARGET fiber_hook)
     install(FILES ${PROJECT_BINARY_DIR}/${pc}.pc
       DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT hook)
   endforeach()
+endif()
+if(TARGET fiber_tls)
+  configure_file(${PROJECT_SOURCE_DIR}/cmake/fiber-tls.pc.in ${PROJECT_BINARY_DIR}/fiber-tls.pc @ONLY)
+  install(FILES ${PROJECT_BINARY_DIR}/fiber-tls.pc
+    DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT tls)
 endif()
 if(TARGET fiber_http)
   configure_file(${PROJECT_SOURCE_DIR}/cmake/fiber-http.pc.in ${PROJECT_BINARY_DIR}/fiber-http.pc @ONLY)

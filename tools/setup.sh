@@ -12,6 +12,7 @@ packages=(
   libbenchmark-dev      # micro benchmarks
   curl                  # HTTP tests
   node-llhttp           # the HTTP parser (llhttp C sources)
+  libssl-dev            # TLS (OpenSSL 3: fiber::tls)
 )
 
 missing=()
