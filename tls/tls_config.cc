@@ -5,6 +5,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -71,12 +72,13 @@ bool use_key_pem(SSL_CTX* ctx, const std::string& pem) {
 std::error_code load_identity(SSL_CTX* ctx, const std::string& cert_pem,
                               const std::string& cert_file, const std::string& key_pem,
                               const std::string& key_file) {
-  bool cert_ok = !cert_pem.empty() ? use_chain_pem(ctx, cert_pem)
-                                   : SSL_CTX_use_certificate_chain_file(ctx, cert_file.c_str()) == 1;
+  bool cert_ok = !cert_pem.empty()
+                     ? use_chain_pem(ctx, cert_pem)
+                     : SSL_CTX_use_certificate_chain_file(ctx, cert_file.c_str()) == 1;
   if (!cert_ok) return std::error_code(TlsError::kCertificateLoad);
-  bool key_ok = !key_pem.empty() ? use_key_pem(ctx, key_pem)
-                                 : SSL_CTX_use_PrivateKey_file(ctx, key_file.c_str(),
-                                                               SSL_FILETYPE_PEM) == 1;
+  bool key_ok = !key_pem.empty()
+                    ? use_key_pem(ctx, key_pem)
+                    : SSL_CTX_use_PrivateKey_file(ctx, key_file.c_str(), SSL_FILETYPE_PEM) == 1;
   if (!key_ok) {
     // OpenSSL checks the key against the certificate as it installs it.
     unsigned long e = ERR_peek_last_error();

@@ -74,9 +74,9 @@ struct TlsServerShared {
   // current() is the context new streams use. Thread-safe.
   std::shared_ptr<const ServerCtx> current() const;
 
-  mutable std::mutex mu;  // held to copy or swap the pointer, never across a park
+  mutable std::mutex mu;                 // held to copy or swap the pointer, never across a park
   std::shared_ptr<const ServerCtx> ctx;  // guarded by mu
-  uint64_t reloads = 0;  // guarded by mu
+  uint64_t reloads = 0;                  // guarded by mu
 };
 
 }  // namespace fiber::detail

@@ -7,8 +7,6 @@
 //
 // OpenSSL's error queue is per thread and fibers share threads: every SSL_*
 // call clears it first and reads it before the fiber can park.
-#include "fiber/tls.h"
-
 #include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -23,6 +21,7 @@
 #include <utility>
 
 #include "fiber/mutex.h"
+#include "fiber/tls.h"
 #include "tls_shared.h"
 
 namespace fiber {
@@ -122,12 +121,12 @@ struct TlsStream::Impl {
 
   Stream transport;
   Role role = Role::kClient;
-  std::shared_ptr<detail::TlsClientShared> client;   // client side
-  std::shared_ptr<const detail::ServerCtx> server;   // server side
+  std::shared_ptr<detail::TlsClientShared> client;  // client side
+  std::shared_ptr<const detail::ServerCtx> server;  // server side
   std::string server_name;                          // client side: the name to verify
   SSL* ssl = nullptr;
-  BIO* rbio = nullptr;  // ciphertext in (owned by ssl)
-  BIO* wbio = nullptr;  // ciphertext out (owned by ssl)
+  BIO* rbio = nullptr;         // ciphertext in (owned by ssl)
+  BIO* wbio = nullptr;         // ciphertext out (owned by ssl)
   std::unique_ptr<char[]> in;  // one transport read
   std::string out;             // ciphertext being sent
   size_t out_sent = 0;
@@ -138,14 +137,14 @@ struct TlsStream::Impl {
   Deadline handshake_deadline{};  // while the handshake runs
 
   bool handshake_done = false;
-  std::error_code handshake_error;  // sticky
-  std::error_code read_error;       // sticky: a fatal TLS error
-  std::error_code write_error;      // sticky: a failed send or a fatal TLS error
-  bool reading = false;             // a fiber is in fill()
-  bool eof = false;                 // the transport ended
-  bool shut = false;                // shutdown() sent close_notify
+  std::error_code handshake_error;       // sticky
+  std::error_code read_error;            // sticky: a fatal TLS error
+  std::error_code write_error;           // sticky: a failed send or a fatal TLS error
+  bool reading = false;                  // a fiber is in fill()
+  bool eof = false;                      // the transport ended
+  bool shut = false;                     // shutdown() sent close_notify
   bool renegotiation_attempted = false;  // the peer asked to renegotiate (refused)
-  std::string error_text;           // OpenSSL's text of the last failure
+  std::string error_text;                // OpenSSL's text of the last failure
 
   std::error_code setup();
   Result<void> fill();
@@ -177,10 +176,12 @@ std::error_code TlsStream::Impl::setup() {
     return {};
   }
   const TlsClientOptions& o = client->options;
-  if (server_name.empty() && !o.insecure_skip_verify) return std::error_code(TlsError::kNoServerName);
+  if (server_name.empty() && !o.insecure_skip_verify)
+    return std::error_code(TlsError::kNoServerName);
   if (!server_name.empty()) {
     bool ip = is_ip_address(server_name);
-    if (!ip && SSL_set_tlsext_host_name(ssl, server_name.c_str()) != 1) return std::error_code(TlsError::kInternal);
+    if (!ip && SSL_set_tlsext_host_name(ssl, server_name.c_str()) != 1)
+      return std::error_code(TlsError::kInternal);
     if (!o.insecure_skip_verify) {
       SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
       int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), server_name.c_str())
@@ -287,7 +288,7 @@ Result<int> TlsStream::Impl::drive(Op op, bool may_read) {
     if (renegotiation_attempted) {
       // OpenSSL refuses it with a warning and would carry on; the stream ends.
       ERR_clear_error();
-      error_text = "the client attempted a renegotiation";
+      error_text = "the peer asked to renegotiate";
       (void)flush();
       return std::error_code(TlsError::kRenegotiationRefused);
     }
@@ -377,9 +378,9 @@ Result<void> TlsStream::handshake() {
       return e;
     }
   }
-  std::chrono::nanoseconds bound =
-      s.role == Impl::Role::kClient ? s.client->options.handshake_timeout
-                                    : s.server->handshake_timeout;
+  std::chrono::nanoseconds bound = s.role == Impl::Role::kClient
+                                       ? s.client->options.handshake_timeout
+                                       : s.server->handshake_timeout;
   if (bound > std::chrono::nanoseconds::zero()) {
     s.handshake_deadline = std::chrono::steady_clock::now() + bound;
   }

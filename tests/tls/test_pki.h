@@ -18,13 +18,13 @@ struct CertFiles {
 
 struct TestPki {
   std::string dir;
-  CertFiles ca;           // the trusted root (key kept for signing)
-  CertFiles other_ca;     // a root that signed nothing here
-  CertFiles localhost;    // DNS:localhost, IP:127.0.0.1, valid now
-  CertFiles localhost2;   // the same names, another key
-  CertFiles expired;      // localhost, expired yesterday
-  CertFiles not_yet;      // localhost, valid from tomorrow
-  CertFiles wrong_host;   // DNS:wrong.example only
+  CertFiles ca;          // the trusted root (key kept for signing)
+  CertFiles other_ca;    // a root that signed nothing here
+  CertFiles localhost;   // DNS:localhost, IP:127.0.0.1, valid now
+  CertFiles localhost2;  // the same names, another key
+  CertFiles expired;     // localhost, expired yesterday
+  CertFiles not_yet;     // localhost, valid from tomorrow
+  CertFiles wrong_host;  // DNS:wrong.example only
 };
 
 // test_pki() makes the certificates on first use (aborts the test binary if

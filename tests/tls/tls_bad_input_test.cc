@@ -77,7 +77,9 @@ class Server {
   }
 
   const Address& at() const { return at_; }
-  std::error_code next_result() { return results_.recv().value_or(std::make_error_code(std::errc::io_error)); }
+  std::error_code next_result() {
+    return results_.recv().value_or(std::make_error_code(std::errc::io_error));
+  }
   int accepted() const { return accepted_; }
 
  private:
@@ -249,8 +251,8 @@ TEST_P(TlsBadInputTest, AClientThatStopsMidHandshakeIsCutOffByTheTimeout) {
 struct RenegotiationOutcome {
   bool connected = false;
   bool echoed = false;
-  int renegotiate = 0;   // SSL_renegotiate's result: 1 when scheduled
-  int handshake = 0;     // SSL_do_handshake's result after it: <= 0 refused
+  int renegotiate = 0;      // SSL_renegotiate's result: 1 when scheduled
+  int handshake = 0;        // SSL_do_handshake's result after it: <= 0 refused
   bool read_after = false;  // an SSL_read afterwards still got data
 };
 
