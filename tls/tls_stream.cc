@@ -44,7 +44,7 @@ bool is_ip_address(const std::string& name) {
   return inet_pton(AF_INET, name.c_str(), buf) == 1 || inet_pton(AF_INET6, name.c_str(), buf) == 1;
 }
 
-TlsError from_verify_result(long v) {
+std::error_code from_verify_result(long v) {
   switch (v) {
     case X509_V_ERR_CERT_HAS_EXPIRED:
     case X509_V_ERR_CRL_HAS_EXPIRED:
@@ -67,7 +67,7 @@ TlsError from_verify_result(long v) {
   }
 }
 
-TlsError from_ssl_reason(int reason) {
+std::error_code from_ssl_reason(int reason) {
   switch (reason) {
     case SSL_R_UNEXPECTED_EOF_WHILE_READING:
       return std::error_code(TlsError::kUnexpectedEof);
