@@ -34,7 +34,10 @@ namespace {
 using namespace std::chrono_literals;
 using testing::test_pki;
 
-class TlsBadInputTest : public testing::DriverTest {};
+class TlsBadInputTest : public testing::DriverTest {
+ protected:
+  static void SetUpTestSuite() { (void)test_pki(); }
+};
 FIBER_INSTANTIATE_DRIVER_TESTS(TlsBadInputTest);
 
 // Server is a TLS echo server on loopback: one fiber per connection, each
