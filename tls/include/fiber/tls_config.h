@@ -79,7 +79,9 @@ struct TlsServerShared;
 class TlsClientConfig {
  public:
   // make() builds the configuration; fails with kRootsLoad, kCertificateLoad,
-  // kPrivateKeyLoad, kKeyMismatch or kInternal. Thread-safe: any thread.
+  // kPrivateKeyLoad, kKeyMismatch or kInternal. With the system's roots it reads
+  // their bundle (tens of ms): make one per program, not per connection, and on
+  // a fiber through spawn_blocking(). Thread-safe: any thread.
   static Result<TlsClientConfig> make(const TlsClientOptions& options = {});
   const TlsClientOptions& options() const;
 
